@@ -1,0 +1,448 @@
+"""The node's execution engine: py-evm blocks over the LMDB store, and the RPC index.
+
+Only one thread (the node's worker) calls into an ``Engine``: py-evm's state objects are not
+thread-safe. Other threads read committed index records through ``Store.get_json``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import rlp
+from eth import constants
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
+from eth.exceptions import HeaderNotFound, Revert, VMError
+from eth.vm.forks import PragueVM
+from eth.vm.spoof import SpoofTransaction
+from eth_utils import ValidationError, to_checksum_address
+
+from carpay.chain.node.store import Store
+from carpay.errors import NodeError
+
+__all__ = ["BlockResult", "CallResult", "Engine", "hexint", "hexbytes"]
+
+DEFAULT_GAS_LIMIT = 30_000_000
+GENESIS_BASE_FEE = 1_000_000_000
+ZERO_ADDRESS = b"\x00" * 20
+
+
+def hexint(n: int) -> str:
+    return hex(n)
+
+
+def hexbytes(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def _num_key(prefix: bytes, n: int) -> bytes:
+    return prefix + n.to_bytes(8, "big")
+
+
+@dataclass
+class CallResult:
+    """What ``eth_call``/``eth_estimateGas`` produced: output or the revert/error."""
+
+    output: bytes = b""
+    gas: int = 0
+    reverted: bool = False
+    error: str | None = None
+
+
+@dataclass
+class BlockResult:
+    """A mined block: the transactions it included and those it could not."""
+
+    number: int
+    block: dict[str, Any]
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    included: list[Any] = field(default_factory=list)
+    deferred: list[Any] = field(default_factory=list)
+    dropped: list[tuple[Any, str]] = field(default_factory=list)
+
+
+class Engine:
+    """A py-evm chain (latest fork py-evm has: Prague) persisted in a ``Store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        chain_id: int,
+        alloc: dict[bytes, int],
+        *,
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+        coinbase: bytes = ZERO_ADDRESS,
+    ) -> None:
+        self.store = store
+        self.chain_id = chain_id
+        self.coinbase = coinbase
+        chain_class = MiningChain.configure(
+            __name__="CarpayChain", vm_configuration=((0, PragueVM),), chain_id=chain_id
+        )
+        self.chain_class = chain_class
+        base_db = AtomicDB(store.state_db)
+        meta = store.get_json(b"meta")
+        if meta is None:
+            genesis = {
+                "difficulty": 0,
+                "gas_limit": gas_limit,
+                "timestamp": int(time.time()),
+                "coinbase": ZERO_ADDRESS,
+                "nonce": b"\x00" * 8,
+                "extra_data": b"carpay",
+                "base_fee_per_gas": GENESIS_BASE_FEE,
+            }
+            state = {
+                addr: {"balance": bal, "nonce": 0, "code": b"", "storage": {}}
+                for addr, bal in alloc.items()
+            }
+            self.chain = chain_class.from_genesis(base_db, genesis, state)
+            head = self.chain.get_canonical_head()
+            self._index_block(head, [], [], [])
+            store.put_json(b"meta", {"chain_id": chain_id, "genesis": hexbytes(head.hash)})
+            store.commit()
+        else:
+            if meta["chain_id"] != chain_id:
+                raise NodeError(
+                    f"the data directory holds chain id {meta['chain_id']}, not {chain_id}"
+                )
+            self.chain = chain_class(base_db)
+        self.head = self.chain.get_canonical_head()
+        self._vm_class = PragueVM
+
+    # -- transactions -------------------------------------------------------------------
+
+    def decode_transaction(self, raw: bytes) -> Any:
+        """Decode a signed raw transaction (legacy or typed); raises ValidationError."""
+        builder = self._vm_class.get_transaction_builder()
+        tx = builder.decode(raw)
+        tx.check_signature_validity()
+        return tx
+
+    # -- mining -------------------------------------------------------------------------
+
+    def mine(self, txs: list[Any], timestamp: int | None = None) -> BlockResult:
+        """Apply ``txs`` in order to a new block on the head, persist it, index it.
+
+        A transaction whose fee is below the block's base fee is deferred with every later
+        one of its sender; one that does not fit in the block's gas stops the block (it and the
+        rest are deferred); one that fails validation is dropped with the reason.
+        """
+        parent = self.head
+        ts = max(parent.timestamp + 1, timestamp or int(time.time()))
+        base_header = self.chain.create_header_from_parent(
+            parent, timestamp=ts, coinbase=self.coinbase
+        )
+        vm = self.chain.get_vm(base_header)
+        header = base_header
+        included, receipts, deferred, dropped = [], [], [], []
+        blocked: set[bytes] = set()
+        for i, tx in enumerate(txs):
+            sender = tx.sender
+            if sender in blocked:
+                deferred.append(tx)
+                continue
+            if header.gas_used + tx.gas > header.gas_limit:
+                if tx.gas > header.gas_limit:
+                    dropped.append((tx, "exceeds block gas limit"))
+                    continue
+                deferred.extend(txs[i:])
+                break
+            max_fee = getattr(tx, "max_fee_per_gas", None)
+            if max_fee is None:
+                max_fee = tx.gas_price
+            if max_fee < header.base_fee_per_gas:
+                blocked.add(sender)
+                deferred.append(tx)
+                continue
+            snapshot = vm.state.snapshot()
+            try:
+                receipt, _computation = vm.apply_transaction(header, tx)
+            except ValidationError as exc:
+                vm.state.revert(snapshot)
+                dropped.append((tx, str(exc)))
+                blocked.add(sender)
+                continue
+            header = vm.add_receipt_to_header(header, receipt)
+            header = vm.increment_blob_gas_used(header, tx)
+            included.append(tx)
+            receipts.append(receipt)
+        block = vm.set_block_transactions_and_withdrawals(
+            vm.get_block(), header, included, receipts, withdrawals=None
+        )
+        mined = vm.mine_block(block).block
+        self.chain.persist_block(mined)
+        result = self._index_block(mined.header, included, receipts, dropped)
+        result.included = included
+        result.deferred = deferred
+        self.store.commit()
+        self.head = mined.header
+        return result
+
+    def _index_block(self, header: Any, txs: list[Any], receipts: list[Any], dropped: list) -> Any:
+        store = self.store
+        block_hash = header.hash
+        number = header.block_number
+        base_fee = header.base_fee_per_gas
+        tx_hashes, rpc_receipts, block_logs = [], [], []
+        previous_cumulative = 0
+        log_index = 0
+        for index, (tx, receipt) in enumerate(zip(txs, receipts, strict=True)):
+            tx_hash = hexbytes(tx.hash)
+            tx_hashes.append(tx_hash)
+            gas_used = receipt.gas_used - previous_cumulative
+            previous_cumulative = receipt.gas_used
+            effective = _effective_gas_price(tx, base_fee)
+            where = {
+                "blockHash": hexbytes(block_hash),
+                "blockNumber": hexint(number),
+                "transactionIndex": hexint(index),
+            }
+            rpc_tx = dict(transaction_fields(tx, effective), **where)
+            logs = []
+            for log in receipt.logs:
+                logs.append(
+                    {
+                        "address": to_checksum_address(log.address),
+                        "topics": ["0x" + t.to_bytes(32, "big").hex() for t in log.topics],
+                        "data": hexbytes(log.data),
+                        "logIndex": hexint(log_index),
+                        "transactionHash": tx_hash,
+                        "removed": False,
+                        **where,
+                    }
+                )
+                log_index += 1
+            creates = None
+            if not tx.to:
+                from eth._utils.address import generate_contract_address
+
+                creates = to_checksum_address(generate_contract_address(tx.sender, tx.nonce))
+            rpc_receipt = {
+                "transactionHash": tx_hash,
+                **where,
+                "from": to_checksum_address(tx.sender),
+                "to": to_checksum_address(tx.to) if tx.to else None,
+                "cumulativeGasUsed": hexint(receipt.gas_used),
+                "gasUsed": hexint(gas_used),
+                "effectiveGasPrice": hexint(effective),
+                "contractAddress": creates,
+                "logs": logs,
+                "logsBloom": "0x" + receipt.bloom.to_bytes(256, "big").hex(),
+                "status": "0x1" if receipt.state_root == b"\x01" else "0x0",
+                "type": hexint(tx.type_id or 0),
+            }
+            store.put_json(b"t" + tx.hash, rpc_tx)
+            store.put_json(b"r" + tx.hash, rpc_receipt)
+            rpc_receipts.append(rpc_receipt)
+            block_logs.extend(logs)
+        for tx, reason in dropped:
+            store.put_json(b"d" + tx.hash, {"reason": reason})
+        rpc_block = block_fields(header, tx_hashes)
+        store.put_json(b"b" + block_hash, rpc_block)
+        store.put(store.index, _num_key(b"n", number), block_hash)
+        if block_logs:
+            store.put_json(_num_key(b"l", number), block_logs)
+        store.put_json(b"head", number)
+        return BlockResult(number, rpc_block, rpc_receipts, block_logs, dropped=list(dropped))
+
+    # -- state reads --------------------------------------------------------------------
+
+    def header_at(self, number: int | None) -> Any:
+        if number is None or number == self.head.block_number:
+            return self.head
+        try:
+            return self.chain.get_canonical_block_header_by_number(number)
+        except HeaderNotFound as exc:
+            raise KeyError(number) from exc
+
+    def state_at(self, number: int | None) -> Any:
+        return self.chain.get_vm(self.header_at(number)).state
+
+    def account(self, address: bytes, number: int | None = None) -> tuple[int, int]:
+        """(nonce, balance) of ``address`` at block ``number`` (None: latest)."""
+        state = self.state_at(number)
+        return state.get_nonce(address), state.get_balance(address)
+
+    def _spoof(self, state: Any, call: dict[str, Any], gas: int) -> Any:
+        sender = call.get("from") or ZERO_ADDRESS
+        unsigned = self._vm_class.create_unsigned_transaction(
+            nonce=state.get_nonce(sender),
+            gas_price=0,
+            gas=gas,
+            to=call.get("to") or constants.CREATE_CONTRACT_ADDRESS,
+            value=call.get("value", 0),
+            data=call.get("data", b""),
+        )
+        return SpoofTransaction(unsigned, from_=sender)
+
+    def call(self, call: dict[str, Any], number: int | None = None) -> CallResult:
+        """Execute ``call`` on top of block ``number`` without changing anything."""
+        header = self.header_at(number)
+        gas = call.get("gas") or header.gas_limit
+        vm = self.chain.get_vm(header)
+        with vm.in_costless_state() as state:
+            tx = self._spoof(state, call, gas)
+            try:
+                computation = state.costless_execute_transaction(tx)
+            except ValidationError as exc:
+                return CallResult(error=str(exc))
+        return _call_result(computation, gas)
+
+    def estimate_gas(self, call: dict[str, Any], number: int | None = None) -> CallResult:
+        """The least gas with which ``call`` does not run out of gas (binary search)."""
+        header = self.header_at(number)
+        gas = call.get("gas") or header.gas_limit
+        vm = self.chain.get_vm(header)
+        with vm.in_costless_state() as state:
+            tx = self._spoof(state, call, gas)
+            try:
+                estimate = _estimate(state, tx, gas)
+            except ValidationError as exc:
+                return CallResult(error=str(exc))
+            if isinstance(estimate, CallResult):
+                return estimate
+        return CallResult(gas=estimate)
+
+    def code_at(self, address: bytes, number: int | None = None) -> bytes:
+        return self.state_at(number).get_code(address)
+
+    def storage_at(self, address: bytes, slot: int, number: int | None = None) -> int:
+        return self.state_at(number).get_storage(address, slot)
+
+    def next_base_fee(self) -> int:
+        return self.chain.create_header_from_parent(self.head).base_fee_per_gas
+
+
+def _try(state: Any, tx: Any, gas: int) -> Any:
+    snapshot = state.snapshot()
+    try:
+        return state.apply_transaction(SpoofTransaction(tx, gas=gas, gas_price=0))
+    finally:
+        state.revert(snapshot)
+
+
+def _estimate(state: Any, tx: Any, cap: int) -> int | CallResult:
+    """Exact gas estimate: the gas used at the cap, else the least limit that succeeds.
+
+    Runs once at the cap; the answer is usually the gas used there (before refunds), and a
+    binary search finds it where the 63/64 rule or refunds need more.
+    """
+    first = _try(state, tx, cap)
+    if first.is_error:
+        return _call_result(first, cap)
+    low = tx.intrinsic_gas + first.get_gas_used() - 1
+    if not _try(state, tx, low + 1).is_error:
+        return low + 1
+    high = cap
+    low += 1
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _try(state, tx, mid).is_error:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def _vm_error_text(exc: VMError) -> str:
+    name = type(exc).__name__
+    words = "".join(" " + c.lower() if c.isupper() else c for c in name).strip()
+    return words or "execution failed"
+
+
+def _call_result(computation: Any, gas: int) -> CallResult:
+    if not computation.is_error:
+        return CallResult(output=computation.output, gas=gas - computation.get_gas_remaining())
+    if isinstance(computation.error, Revert):
+        return CallResult(output=computation.output, reverted=True)
+    return CallResult(error=_vm_error_text(computation.error))
+
+
+def _effective_gas_price(tx: Any, base_fee: int) -> int:
+    max_fee = getattr(tx, "max_fee_per_gas", None)
+    if max_fee is None:
+        return tx.gas_price
+    return min(max_fee, base_fee + tx.max_priority_fee_per_gas)
+
+
+def transaction_fields(tx: Any, gas_price: int | None = None) -> dict[str, Any]:
+    """The JSON-RPC form of a signed transaction (without its block position)."""
+    type_id = tx.type_id or 0
+    fields: dict[str, Any] = {
+        "hash": hexbytes(tx.hash),
+        "type": hexint(type_id),
+        "nonce": hexint(tx.nonce),
+        "from": to_checksum_address(tx.sender),
+        "to": to_checksum_address(tx.to) if tx.to else None,
+        "value": hexint(tx.value),
+        "gas": hexint(tx.gas),
+        "input": hexbytes(tx.data),
+        "r": hexint(tx.r),
+        "s": hexint(tx.s),
+        "blockHash": None,
+        "blockNumber": None,
+        "transactionIndex": None,
+    }
+    if type_id == 0:
+        fields["gasPrice"] = hexint(tx.gas_price)
+        fields["v"] = hexint(tx.v)
+        if tx.v >= 35:
+            fields["chainId"] = hexint((tx.v - 35) // 2)
+    else:
+        fields["chainId"] = hexint(tx.chain_id)
+        fields["v"] = hexint(tx.y_parity)
+        fields["yParity"] = hexint(tx.y_parity)
+        fields["accessList"] = [
+            {
+                "address": to_checksum_address(addr),
+                "storageKeys": ["0x" + k.to_bytes(32, "big").hex() for k in keys],
+            }
+            for addr, keys in tx.access_list
+        ]
+        if type_id == 1:
+            fields["gasPrice"] = hexint(tx.gas_price)
+        else:
+            fields["maxFeePerGas"] = hexint(tx.max_fee_per_gas)
+            fields["maxPriorityFeePerGas"] = hexint(tx.max_priority_fee_per_gas)
+            fields["gasPrice"] = hexint(gas_price if gas_price is not None else tx.max_fee_per_gas)
+    return fields
+
+
+def block_fields(header: Any, tx_hashes: list[str]) -> dict[str, Any]:
+    """The JSON-RPC form of a block (transactions as hashes)."""
+    return {
+        "number": hexint(header.block_number),
+        "hash": hexbytes(header.hash),
+        "parentHash": hexbytes(header.parent_hash),
+        "nonce": hexbytes(header.nonce),
+        "mixHash": hexbytes(header.mix_hash),
+        "sha3Uncles": hexbytes(header.uncles_hash),
+        "logsBloom": "0x" + header.bloom.to_bytes(256, "big").hex(),
+        "transactionsRoot": hexbytes(header.transaction_root),
+        "stateRoot": hexbytes(header.state_root),
+        "receiptsRoot": hexbytes(header.receipt_root),
+        "miner": to_checksum_address(header.coinbase),
+        "difficulty": "0x0",
+        "totalDifficulty": "0x0",
+        "extraData": hexbytes(header.extra_data),
+        "size": hexint(len(rlp.encode(header)) + 32 * len(tx_hashes)),
+        "gasLimit": hexint(header.gas_limit),
+        "gasUsed": hexint(header.gas_used),
+        "timestamp": hexint(header.timestamp),
+        "baseFeePerGas": hexint(header.base_fee_per_gas),
+        "withdrawalsRoot": hexbytes(header.withdrawals_root),
+        "withdrawals": [],
+        "blobGasUsed": hexint(header.blob_gas_used),
+        "excessBlobGas": hexint(header.excess_blob_gas),
+        "parentBeaconBlockRoot": hexbytes(header.parent_beacon_block_root),
+        "requestsHash": hexbytes(header.requests_hash),
+        "transactions": tx_hashes,
+        "uncles": [],
+    }
+
+
+__all__ += ["block_fields", "transaction_fields"]

@@ -1,0 +1,107 @@
+"""The carpay command line: one clear line and a non-zero exit on any error."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from carpay.errors import CarpayError
+from carpay.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="carpay: payments for the automotive world on an EVM ledger.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def node(
+    data_dir: Annotated[Path | None, typer.Option(help="where the chain lives")] = None,
+    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="JSON-RPC port (HTTP and WebSocket)")] = None,
+    chain_id: Annotated[int | None, typer.Option(help="the chain id")] = None,
+    block_time: Annotated[
+        float | None, typer.Option(help="mine every S seconds instead of on arrival")
+    ] = None,
+    mnemonic: Annotated[
+        str | None, typer.Option(help="mnemonic of the funded development accounts")
+    ] = None,
+    production: Annotated[
+        bool, typer.Option("--production", help="no development accounts at all")
+    ] = False,
+) -> None:
+    """Run the embedded EVM node (JSON-RPC over HTTP and WebSocket)."""
+    from carpay.chain.node import Node
+
+    s = Settings()
+    n = Node(
+        data_dir or s.chain_dir,
+        chain_id=chain_id or s.chain_id,
+        host=host or s.node_host,
+        port=s.node_port if port is None else port,
+        block_time=block_time or s.block_time,
+        mnemonic=None if production else (mnemonic or s.mnemonic),
+    )
+    n.open()
+    typer.echo(f"carpay node: chain {n.chain_id} at block {n.head_number}, data in {n.data_dir}")
+    for account in n.accounts:
+        typer.echo(f"  funded development account {account.address}")
+    _serve(n)
+
+
+def _serve(n) -> None:
+    import asyncio
+    import threading
+
+    from carpay.chain.node.server import serve
+
+    ready = threading.Event()
+
+    def announce() -> None:
+        ready.wait()
+        typer.echo(f"carpay node: JSON-RPC on {n.url} and {n.ws_url}")
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        asyncio.run(serve(n, ready))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        n.close()
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path | None, typer.Option(help="where carpay keeps its data")] = None,
+    port: Annotated[int | None, typer.Option(help="API and web port")] = None,
+    node_port: Annotated[int | None, typer.Option(help="JSON-RPC port of the node")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="add demo data")] = False,
+) -> None:
+    """Run the platform on the embedded defaults (for now: the embedded node)."""
+    s = Settings()
+    node(data_dir=(data_dir or s.data_dir) / "chain", host=None, port=node_port,
+         chain_id=None, block_time=None, mnemonic=None, production=False)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except CarpayError as exc:
+        typer.echo(f"carpay: {exc.message}", err=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            typer.echo(f"carpay: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise

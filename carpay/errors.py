@@ -1,0 +1,115 @@
+"""The one exception hierarchy of carpay: every error has a stable code for API and CLI."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CarpayError",
+    "ChainError",
+    "ConfigError",
+    "ContractBuildError",
+    "DeploymentNotFound",
+    "InsufficientFunds",
+    "NodeError",
+    "NonceTooLow",
+    "NotAuthorized",
+    "TransactionReverted",
+    "TransactionTimeout",
+]
+
+
+class CarpayError(Exception):
+    """Base of every error carpay raises on purpose.
+
+    ``code`` is stable: the API maps it to an RFC 9457 problem ``type`` and the CLI prints
+    ``message`` as one line. Messages never contain secrets (keys, passwords, tokens).
+    """
+
+    code = "carpay-error"
+    status = 500
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__.strip().splitlines()[0])
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(CarpayError):
+    """The configuration is invalid."""
+
+    code = "config-invalid"
+    status = 500
+
+
+class NotAuthorized(CarpayError):
+    """The caller may not do this."""
+
+    code = "not-authorized"
+    status = 403
+
+
+class InsufficientFunds(CarpayError):
+    """The account does not hold enough to pay for this."""
+
+    code = "insufficient-funds"
+    status = 402
+
+
+class ChainError(CarpayError):
+    """The node refused or failed a request."""
+
+    code = "chain-error"
+    status = 502
+
+
+class NodeError(ChainError):
+    """The embedded node could not start or serve."""
+
+    code = "node-error"
+
+
+class ContractBuildError(ChainError):
+    """A contract failed to compile."""
+
+    code = "contract-build-failed"
+
+
+class DeploymentNotFound(ChainError):
+    """No deployment of that contract is recorded for this chain."""
+
+    code = "deployment-not-found"
+    status = 404
+
+
+class NonceTooLow(ChainError):
+    """The transaction's nonce was already used."""
+
+    code = "nonce-too-low"
+    status = 409
+
+
+class TransactionTimeout(ChainError):
+    """The transaction was not mined in time."""
+
+    code = "transaction-timeout"
+    status = 504
+
+
+class TransactionReverted(ChainError):
+    """The contract refused the transaction.
+
+    ``reason`` is the decoded revert string (e.g. ``"checkout: invoice expired"``) when the
+    contract gave one; ``data`` the raw revert data; ``tx_hash`` the mined transaction, if any.
+    """
+
+    code = "transaction-reverted"
+    status = 422
+
+    def __init__(
+        self, reason: str | None = None, *, data: bytes = b"", tx_hash: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.data = data
+        self.tx_hash = tx_hash
+        super().__init__(f"reverted: {reason}" if reason else "reverted without a reason")

@@ -1,0 +1,88 @@
+"""Helpers for tests and benchmarks: free ports and the anvil peer node."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+__all__ = ["Anvil", "free_port", "wait_for_rpc"]
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_rpc(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Block until a JSON-RPC node at ``url`` answers ``eth_chainId``."""
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"node process exited with {proc.returncode} before answering")
+        try:
+            req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if "result" in json.loads(r.read()):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no JSON-RPC answer from {url} within {timeout}s")
+        time.sleep(0.05)
+
+
+def _anvil_binary() -> str:
+    local = _ROOT / "node_modules" / ".bin" / "anvil"
+    found = str(local) if local.exists() else shutil.which("anvil")
+    if not found:
+        raise RuntimeError(
+            "anvil is missing: run ./test (it installs the npm package @foundry-rs/anvil)"
+        )
+    return found
+
+
+class Anvil:
+    """anvil from the npm package @foundry-rs/anvil, on a free port of 127.0.0.1."""
+
+    def __init__(self, chain_id: int = 1337, *, block_time: float | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [_anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port)]
+        args += ["--chain-id", str(chain_id), "--silent"]
+        if block_time:
+            args += ["--block-time", str(block_time)]
+        env = dict(os.environ, NO_COLOR="1")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        try:
+            wait_for_rpc(self.url, proc=self.proc)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Anvil:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
