@@ -1,0 +1,5 @@
+"""python -m carpay: the carpay command line."""
+
+from carpay.cli import main
+
+main()
