@@ -12,6 +12,7 @@ __all__ = [
     "NodeError",
     "NonceTooLow",
     "NotAuthorized",
+    "TransactionRejected",
     "TransactionReverted",
     "TransactionTimeout",
 ]
@@ -82,7 +83,18 @@ class DeploymentNotFound(ChainError):
     status = 404
 
 
-class NonceTooLow(ChainError):
+class TransactionRejected(ChainError):
+    """The node refused to accept the transaction.
+
+    Nothing was broadcast. The message is the node's own, e.g.
+    ``"replacement transaction underpriced"``.
+    """
+
+    code = "transaction-rejected"
+    status = 409
+
+
+class NonceTooLow(TransactionRejected):
     """The transaction's nonce was already used."""
 
     code = "nonce-too-low"

@@ -6,9 +6,9 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
-
 
 __all__ = ["Anvil", "free_port", "wait_for_rpc"]
 
@@ -65,7 +65,11 @@ class Anvil:
         if block_time:
             args += ["--block-time", str(block_time)]
         env = dict(os.environ, NO_COLOR="1")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        # A file, not a pipe: an unread pipe fills up and blocks anvil mid-run.
+        self._log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
         try:
             wait_for_rpc(self.url, proc=self.proc)
         except Exception:
@@ -80,6 +84,7 @@ class Anvil:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._log.close()
 
     def __enter__(self) -> Anvil:
         return self

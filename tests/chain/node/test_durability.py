@@ -98,7 +98,8 @@ def test_no_acknowledged_transaction_is_lost_across_kill_9(tmp_path):
         missing = set(acknowledged)
         while missing and time.monotonic() < deadline:
             missing = {
-                h for h in missing
+                h
+                for h in missing
                 if _rpc(node.url, "eth_getTransactionReceipt", [h]).get("result") is None
             }
             time.sleep(0.1)
