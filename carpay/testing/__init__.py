@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -67,8 +68,10 @@ class Anvil:
         env = dict(os.environ, NO_COLOR="1")
         # A file, not a pipe: an unread pipe fills up and blocks anvil mid-run.
         self._log = tempfile.TemporaryFile()
+        # Its own process group: the npm launcher is a Node.js script that spawns the real
+        # binary, and stopping only the launcher would leave anvil running.
         self.proc = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, env=env
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         try:
             wait_for_rpc(self.url, proc=self.proc)
@@ -77,13 +80,16 @@ class Anvil:
             raise
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
             try:
                 self.proc.wait(5)
+                break
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                continue
         self._log.close()
 
     def __enter__(self) -> Anvil:

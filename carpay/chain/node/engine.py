@@ -110,8 +110,20 @@ class Engine:
                     f"the data directory holds chain id {meta['chain_id']}, not {chain_id}"
                 )
             self.chain = chain_class(base_db)
-        self.head = self.chain.get_canonical_head()
         self._vm_class = PragueVM
+        self.head = self.chain.get_canonical_head()
+
+    @property
+    def head(self) -> Any:
+        """The newest committed block header."""
+        return self._head
+
+    @head.setter
+    def head(self, header: Any) -> None:
+        self._head = header
+        self._head_accounts: dict[bytes, tuple[int, int]] = {}
+        self._head_state: Any = None
+        self._next_base_fee: int | None = None
 
     # -- transactions -------------------------------------------------------------------
 
@@ -263,7 +275,16 @@ class Engine:
         return self.chain.get_vm(self.header_at(number)).state
 
     def account(self, address: bytes, number: int | None = None) -> tuple[int, int]:
-        """(nonce, balance) of ``address`` at block ``number`` (None: latest)."""
+        """(nonce, balance) of ``address`` at block ``number`` (None: latest, cached)."""
+        if number is None:
+            cached = self._head_accounts.get(address)
+            if cached is None:
+                if self._head_state is None:
+                    self._head_state = self.state_at(None)
+                state = self._head_state
+                cached = state.get_nonce(address), state.get_balance(address)
+                self._head_accounts[address] = cached
+            return cached
         state = self.state_at(number)
         return state.get_nonce(address), state.get_balance(address)
 
@@ -314,7 +335,10 @@ class Engine:
         return self.state_at(number).get_storage(address, slot)
 
     def next_base_fee(self) -> int:
-        return self.chain.create_header_from_parent(self.head).base_fee_per_gas
+        if self._next_base_fee is None:
+            header = self.chain.create_header_from_parent(self.head)
+            self._next_base_fee = header.base_fee_per_gas
+        return self._next_base_fee
 
 
 def _try(state: Any, tx: Any, gas: int) -> Any:

@@ -226,10 +226,11 @@ class Node:
             raise Rejected(f"intrinsic gas too low: have {tx.gas}, want {tx.intrinsic_gas}")
         max_fee = getattr(tx, "max_fee_per_gas", None)
         max_fee = tx.gas_price if max_fee is None else max_fee
-        if max_fee < self.engine.next_base_fee():
+        base_fee = self.engine.next_base_fee()
+        if max_fee < base_fee:
             raise Rejected(
                 f"max fee per gas less than block base fee: maxFeePerGas {max_fee}, "
-                f"baseFee {self.engine.next_base_fee()}"
+                f"baseFee {base_fee}"
             )
         _nonce, balance = self.engine.account(tx.sender)
         cost = tx.gas * max_fee + tx.value
