@@ -185,8 +185,11 @@ class Engine:
         block = vm.set_block_transactions_and_withdrawals(
             vm.get_block(), header, included, receipts, withdrawals=None
         )
-        mined = vm.mine_block(block).block
-        self.chain.persist_block(mined)
+        # The block is built here from validated transactions: py-evm's validate_block (in
+        # mine_block, and again in Chain.persist_block, which also re-reads the whole block)
+        # would recompute the transaction trie and headers for nothing.
+        mined = vm.finalize_block(vm.pack_block(block)).block
+        self.chain.chaindb.persist_block(mined)
         result = self._index_block(mined.header, included, receipts, dropped)
         result.included = included
         result.deferred = deferred
