@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,7 @@ class EmbeddedProcess:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 async def _call(session: aiohttp.ClientSession, url: str, method: str, params: list) -> dict:
