@@ -67,7 +67,7 @@ class Anvil:
             args += ["--block-time", str(block_time)]
         env = dict(os.environ, NO_COLOR="1")
         # A file, not a pipe: an unread pipe fills up and blocks anvil mid-run.
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as anvil)
         # Its own process group: the npm launcher is a Node.js script that spawns the real
         # binary, and stopping only the launcher would leave anvil running.
         self.proc = subprocess.Popen(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,9 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_ERROR = -32000
 EXECUTION_REVERTED = 3
+
+UINT256_MAX = 2**256 - 1
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
 
 
 class RpcError(Exception):
@@ -79,13 +83,14 @@ def _hash(value: Any, what: str = "hash") -> bytes:
 
 def _quantity(value: Any, what: str = "quantity") -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3:
+        number = value
+    elif isinstance(value, str) and _QUANTITY.fullmatch(value):
+        number = int(value, 16)
+    else:  # int() alone would also take "0x_1" or "0x1 "
         raise _bad(f"{what} must be a 0x-prefixed hex quantity")
-    try:
-        return int(value, 16)
-    except ValueError as exc:
-        raise _bad(f"{what} must be a 0x-prefixed hex quantity") from exc
+    if number > UINT256_MAX:
+        raise _bad(f"{what} does not fit in 256 bits")
+    return number
 
 
 def _params(params: Any, minimum: int, maximum: int) -> list[Any]:
@@ -119,8 +124,11 @@ class Rpc:
     async def handle(self, request: Any) -> dict[str, Any] | None:
         """Answer one request object; None for a notification (a request without id)."""
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
-            return {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST,
-                                                             "message": "invalid request"}}
+            return {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": INVALID_REQUEST, "message": "invalid request"},
+            }
         rid = request.get("id")
         try:
             method = self.methods.get(request["method"])
@@ -134,8 +142,11 @@ class Rpc:
             import logging
 
             logging.getLogger("carpay.node").exception("internal error in %s", request["method"])
-            response = {"jsonrpc": "2.0", "id": rid,
-                        "error": {"code": INTERNAL_ERROR, "message": f"internal error: {exc}"}}
+            response = {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "error": {"code": INTERNAL_ERROR, "message": f"internal error: {exc}"},
+            }
         return response
 
     # -- blocks and tags ----------------------------------------------------------------
@@ -233,6 +244,14 @@ class Rpc:
     async def rpc_eth_feeHistory(self, params: Any) -> dict[str, Any]:
         count, newest, percentiles = _params(params, 2, 3)
         count = min(_quantity(count, "blockCount"), 1024)
+        if percentiles is not None and (
+            not isinstance(percentiles, list)
+            or not all(
+                isinstance(p, int | float) and not isinstance(p, bool) and 0 <= p <= 100
+                for p in percentiles
+            )
+        ):
+            raise _bad("rewardPercentiles must be an array of numbers from 0 to 100")
         newest = self._block_number(newest, allow_hash=False)
         oldest = max(0, newest - count + 1)
         base_fees, ratios, rewards = [], [], []
@@ -243,12 +262,17 @@ class Rpc:
             ratios.append(int(block["gasUsed"], 16) / int(block["gasLimit"], 16))
             if percentiles:
                 rewards.append(self._rewards(block, percentiles))
-        base_fees.append(hexint(await self._on_worker(self.node.engine.next_base_fee))
-                         if newest == self.node.head_number
-                         else self._block(newest + 1)["baseFeePerGas"])
+        base_fees.append(
+            hexint(await self._on_worker(self.node.engine.next_base_fee))
+            if newest == self.node.head_number
+            else self._block(newest + 1)["baseFeePerGas"]
+        )
         history: dict[str, Any] = {
-            "oldestBlock": hexint(oldest), "baseFeePerGas": base_fees, "gasUsedRatio": ratios,
-            "baseFeePerBlobGas": ["0x1"] * len(base_fees), "blobGasUsedRatio": [0.0] * len(ratios),
+            "oldestBlock": hexint(oldest),
+            "baseFeePerGas": base_fees,
+            "gasUsedRatio": ratios,
+            "baseFeePerBlobGas": ["0x1"] * len(base_fees),
+            "blobGasUsedRatio": [0.0] * len(ratios),
         }
         if percentiles:
             history["reward"] = rewards
@@ -314,7 +338,9 @@ class Rpc:
             parsed["from"] = _address(call["from"], "from")
         if call.get("to"):
             parsed["to"] = _address(call["to"], "to")
-        data = call.get("input", call.get("data"))
+        data = call.get("input")
+        if data is None:
+            data = call.get("data")
         if data is not None:
             parsed["data"] = _data(data, "input")
         if call.get("value") is not None:
@@ -332,15 +358,23 @@ class Rpc:
         if result.error:
             raise RpcError(SERVER_ERROR, result.error)
 
+    @staticmethod
+    def _no_overrides(overrides: Any) -> None:
+        # Ignoring them would answer a different question than the one asked.
+        if overrides:
+            raise _bad("state overrides are not supported")
+
     async def rpc_eth_call(self, params: Any) -> str:
-        call, tag, *_overrides = _params(params, 1, 3)
+        call, tag, overrides = _params(params, 1, 3)
+        self._no_overrides(overrides)
         parsed, number = self._call_params(call), self._state_block(tag)
         result = await self._on_worker(self.node.engine.call, parsed, number)
         self._raise_failure(result)
         return hexbytes(result.output)
 
     async def rpc_eth_estimateGas(self, params: Any) -> str:
-        call, tag, *_overrides = _params(params, 1, 3)
+        call, tag, overrides = _params(params, 1, 3)
+        self._no_overrides(overrides)
         parsed, number = self._call_params(call), self._state_block(tag)
         result = await self._on_worker(self.node.engine.estimate_gas, parsed, number)
         self._raise_failure(result)
@@ -359,8 +393,11 @@ class Rpc:
         return hexbytes(tx_hash)
 
     async def rpc_eth_sendTransaction(self, params: Any) -> str:
-        raise RpcError(SERVER_ERROR, "unknown account: the node accepts only signed raw "
-                                     "transactions (eth_sendRawTransaction)")
+        raise RpcError(
+            SERVER_ERROR,
+            "unknown account: the node accepts only signed raw "
+            "transactions (eth_sendRawTransaction)",
+        )
 
     async def rpc_eth_getTransactionByHash(self, params: Any) -> dict[str, Any] | None:
         (tx_hash,) = _params(params, 1, 1)
@@ -390,7 +427,7 @@ class Rpc:
 
     async def rpc_eth_getTransactionByBlockNumberAndIndex(self, params: Any) -> Any:
         tag, index = _params(params, 2, 2)
-        return self._tx_at(self._block(self._block_number(tag, allow_hash=False)), index)
+        return self._tx_at(self._block_or_none(tag), index)
 
     async def rpc_eth_getTransactionByBlockHashAndIndex(self, params: Any) -> Any:
         block_hash, index = _params(params, 2, 2)
@@ -402,15 +439,19 @@ class Rpc:
             return None
         return self.node.store.get_json(b"t" + bytes.fromhex(block["transactions"][i][2:]))
 
-    async def rpc_eth_getBlockByNumber(self, params: Any) -> dict[str, Any] | None:
-        tag, full = _params(params, 1, 2)
+    def _block_or_none(self, tag: Any) -> dict[str, Any] | None:
+        """The block ``tag`` names; None for one beyond the head, as geth answers."""
         try:
             number = self._block_number(tag, allow_hash=False)
         except RpcError as exc:
             if exc.code == SERVER_ERROR:
                 return None
             raise
-        return self._full(self._block(number), full)
+        return self._block(number)
+
+    async def rpc_eth_getBlockByNumber(self, params: Any) -> dict[str, Any] | None:
+        tag, full = _params(params, 1, 2)
+        return self._full(self._block_or_none(tag), full)
 
     async def rpc_eth_getBlockByHash(self, params: Any) -> dict[str, Any] | None:
         block_hash, full = _params(params, 1, 2)
@@ -418,7 +459,7 @@ class Rpc:
 
     async def rpc_eth_getBlockTransactionCountByNumber(self, params: Any) -> str | None:
         (tag,) = _params(params, 1, 1)
-        block = self._block(self._block_number(tag, allow_hash=False))
+        block = self._block_or_none(tag)
         return None if block is None else hexint(len(block["transactions"]))
 
     async def rpc_eth_getBlockTransactionCountByHash(self, params: Any) -> str | None:
@@ -451,8 +492,11 @@ class Rpc:
         else:
             items = addresses if isinstance(addresses, list) else [addresses]
             addrs = {_address(a) for a in items}
+        wanted = spec.get("topics") or []
+        if not isinstance(wanted, list):
+            raise _bad("topics must be an array")
         topics = []
-        for t in spec.get("topics") or []:
+        for t in wanted:
             if t is None:
                 topics.append(None)
             elif isinstance(t, list):
@@ -519,9 +563,12 @@ class Rpc:
     async def rpc_eth_newFilter(self, params: Any) -> str:
         (spec,) = _params(params, 1, 1)
         f = self._log_filter(spec)
-        fid = self._new_filter("logs", f)
         start, _end = self._range(f)
-        self.filters[fid]["last"] = min(self.node.head_number, start - 1)
+        fid = self._new_filter("logs", f)
+        if "from" in f or f["from_tag"] not in (None, "latest", "pending", "safe", "finalized"):
+            # an explicit block: the first poll reports the logs since then, as anvil does;
+            # from "latest", only blocks mined after the filter was installed count
+            self.filters[fid]["last"] = min(self.node.head_number, start - 1)
         return fid
 
     async def rpc_eth_newBlockFilter(self, params: Any) -> str:
@@ -532,10 +579,10 @@ class Rpc:
 
     async def rpc_eth_uninstallFilter(self, params: Any) -> bool:
         (fid,) = _params(params, 1, 1)
-        return self.filters.pop(fid, None) is not None
+        return self.filters.pop(_filter_id(fid), None) is not None
 
     def _filter(self, fid: Any) -> dict[str, Any]:
-        f = self.filters.get(fid)
+        f = self.filters.get(_filter_id(fid))
         if f is None:
             raise RpcError(SERVER_ERROR, "filter not found")
         return f
@@ -570,6 +617,12 @@ class Rpc:
         return _topics_match(entry["topics"], spec["topics"])
 
 
+def _filter_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _bad("the filter id must be a hex string")
+    return value
+
+
 def _topics_match(have: list[str], want: list[set[bytes] | None]) -> bool:
     if len(want) > len(have):
         return False
@@ -591,4 +644,3 @@ def _revert_reason(data: bytes) -> str | None:
     except Exception:
         return None
     return None
-

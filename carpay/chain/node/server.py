@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import re
 import threading
+from array import array
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from carpay.chain.node.engine import BlockResult
 from carpay.chain.node.node import Node
-from carpay.chain.node.rpc import INVALID_REQUEST, PARSE_ERROR, Rpc, RpcError
+from carpay.chain.node.rpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    Rpc,
+    RpcError,
+)
 
 __all__ = ["serve"]
 
@@ -20,11 +30,34 @@ log = logging.getLogger("carpay.node")
 
 MAX_BODY = 32 << 20
 MAX_BATCH = 1_000
+MAX_DEPTH = 64
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NESTING = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
 _HEAD_FIELDS = (
-    "number hash parentHash nonce mixHash sha3Uncles logsBloom transactionsRoot stateRoot "
-    "receiptsRoot miner difficulty extraData gasLimit gasUsed timestamp baseFeePerGas "
-    "withdrawalsRoot blobGasUsed excessBlobGas parentBeaconBlockRoot requestsHash"
-).split()
+    "number",
+    "hash",
+    "parentHash",
+    "nonce",
+    "mixHash",
+    "sha3Uncles",
+    "logsBloom",
+    "transactionsRoot",
+    "stateRoot",
+    "receiptsRoot",
+    "miner",
+    "difficulty",
+    "extraData",
+    "gasLimit",
+    "gasUsed",
+    "timestamp",
+    "baseFeePerGas",
+    "withdrawalsRoot",
+    "blobGasUsed",
+    "excessBlobGas",
+    "parentBeaconBlockRoot",
+    "requestsHash",
+)
 
 
 def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
@@ -42,6 +75,20 @@ async def _answer(rpc: Rpc, body: Any) -> Any:
         return [a for a, item in zip(answers, body, strict=True) if _wants_answer(item)] or None
     answer = await rpc.handle(body)
     return answer if _wants_answer(body) else None
+
+
+def _loads(data: bytes | str) -> Any:
+    """Parse a request body; ValueError if it is not JSON or nested deeper than MAX_DEPTH.
+
+    py_ecc raises the interpreter's recursion limit to 100 000, so a body of 100 000 ``[``
+    would overflow the C stack inside ``json.loads`` and kill the node with SIGSEGV.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        steps = array("b", _STRING.sub(b"", raw).translate(_NESTING, _NOT_A_BRACKET))
+        if max(itertools.accumulate(steps), default=0) > MAX_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_DEPTH}")
+    return json.loads(raw)
 
 
 def _wants_answer(item: Any) -> bool:
@@ -62,7 +109,7 @@ class _Subscriptions:
 
     def subscribe(self, params: Any) -> str:
         if not isinstance(params, list) or not params:
-            raise RpcError(-32602, "invalid params: expected [kind, filter?]")
+            raise RpcError(INVALID_PARAMS, "invalid params: expected [kind, filter?]")
         kind = params[0]
         if kind == "newHeads":
             spec = None
@@ -71,10 +118,15 @@ class _Subscriptions:
         elif kind == "newPendingTransactions":
             spec = None
         else:
-            raise RpcError(-32602, f"invalid params: unknown subscription {kind!r}")
+            raise RpcError(INVALID_PARAMS, f"invalid params: unknown subscription {kind!r}")
         sid = "0x" + next(self.rpc._ids).to_bytes(16, "big").hex()
         self.subs[sid] = (kind, spec)
         return sid
+
+    def unsubscribe(self, params: Any) -> bool:
+        if not isinstance(params, list) or len(params) != 1 or not isinstance(params[0], str):
+            raise RpcError(INVALID_PARAMS, "invalid params: expected [subscription id]")
+        return self.subs.pop(params[0], None) is not None
 
     async def publish(self, result: BlockResult) -> None:
         for sid, (kind, spec) in list(self.subs.items()):
@@ -89,8 +141,11 @@ class _Subscriptions:
     async def _send(self, sid: str, result: Any) -> None:
         if self.ws.closed:
             return
-        message = {"jsonrpc": "2.0", "method": "eth_subscription",
-                   "params": {"subscription": sid, "result": result}}
+        message = {
+            "jsonrpc": "2.0",
+            "method": "eth_subscription",
+            "params": {"subscription": sid, "result": result},
+        }
         await self.ws.send_str(_dumps(message))
 
 
@@ -101,6 +156,8 @@ class _Server:
         self.sockets: set[_Subscriptions] = set()
         self.loop = asyncio.get_running_loop()
         self.stopped = asyncio.Event()
+        # FIFO: one block's notifications are all sent before the next block's
+        self.publishing = asyncio.Lock()
         node.on_block(self._on_block)
 
     def _on_block(self, result: BlockResult) -> None:
@@ -108,11 +165,12 @@ class _Server:
             asyncio.run_coroutine_threadsafe(self._publish(result), self.loop)
 
     async def _publish(self, result: BlockResult) -> None:
-        for subs in list(self.sockets):
-            try:
-                await subs.publish(result)
-            except ConnectionError:
-                self.sockets.discard(subs)
+        async with self.publishing:
+            for subs in list(self.sockets):
+                try:
+                    await subs.publish(result)
+                except ConnectionError:
+                    self.sockets.discard(subs)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stopped.set)
@@ -125,8 +183,8 @@ class _Server:
         if request.method != "POST":
             return web.Response(status=405)
         try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+            body = _loads(await request.read())
+        except ValueError:  # UnicodeDecodeError is one
             return web.json_response(_error(None, PARSE_ERROR, "parse error"))
         answer = await _answer(self.rpc, body)
         if answer is None:
@@ -140,10 +198,11 @@ class _Server:
         self.sockets.add(subs)
         try:
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
+                # web3.py's WebSocketProvider sends binary frames by default; geth takes both
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     continue
                 try:
-                    body = json.loads(msg.data)
+                    body = _loads(msg.data)
                 except ValueError:
                     await ws.send_str(_dumps(_error(None, PARSE_ERROR, "parse error")))
                     continue
@@ -161,10 +220,12 @@ class _Server:
                 if body["method"] == "eth_subscribe":
                     result: Any = subs.subscribe(body.get("params"))
                 else:
-                    params = body.get("params") or [None]
-                    result = subs.subs.pop(params[0], None) is not None
+                    result = subs.unsubscribe(body.get("params"))
             except RpcError as exc:
                 return {"jsonrpc": "2.0", "id": rid, "error": exc.as_dict()}
+            except Exception as exc:  # a bad message must not close the connection
+                log.exception("internal error in %s", body["method"])
+                return _error(rid, INTERNAL_ERROR, f"internal error: {exc}")
             return {"jsonrpc": "2.0", "id": rid, "result": result}
         return await _answer(self.rpc, body)
 
