@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import logging
 import threading
 import time
@@ -95,9 +96,25 @@ class Node:
             threading.Thread(target=self._interval_loop, name="node-clock", daemon=True).start()
 
     def _open(self) -> None:
+        self._lock_file = open(self.data_dir / "LOCK", "a+b")  # noqa: SIM115 (held while open)
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise NodeError(f"another node is using the data directory {self.data_dir}") from None
+        try:
+            self._load()
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            self._lock_file.close()
+            raise
+
+    def _load(self) -> None:
         try:
             self.store = Store(self.data_dir / "db")
-        except Exception as exc:  # lmdb.Error: locked by another process, unreadable
+        except Exception as exc:  # lmdb.Error: unreadable or not an LMDB environment
             raise NodeError(f"cannot open the node's data in {self.data_dir}: {exc}") from exc
         alloc = {bytes.fromhex(a.address[2:]): DEV_BALANCE for a in self.accounts}
         self.engine = Engine(self.store, self.chain_id, alloc)
@@ -180,6 +197,7 @@ class Node:
         if self.store is not None:
             self.store.close()
             self.journal.close()
+            self._lock_file.close()
 
     # -- the worker ---------------------------------------------------------------------
 

@@ -1,0 +1,75 @@
+"""The Node object: data directory ownership, chain identity, block interval, production mode."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from web3 import Web3
+
+from carpay.chain.node import Node, dev_accounts
+from carpay.errors import NodeError
+
+
+def test_a_second_node_on_the_same_data_directory_is_refused(tmp_path):
+    first = Node(tmp_path, port=0)
+    first.open()
+    try:
+        with pytest.raises(NodeError, match="another node is using"):
+            Node(tmp_path, port=0).open()
+    finally:
+        first.close()
+    again = Node(tmp_path, port=0)
+    again.open()  # the lock goes with the node that held it
+    again.close()
+
+
+def test_the_data_directory_keeps_its_chain_id(tmp_path):
+    node = Node(tmp_path, port=0, chain_id=1337)
+    node.open()
+    node.close()
+    other = Node(tmp_path, port=0, chain_id=5)
+    with pytest.raises(NodeError, match="holds chain id 1337, not 5"):
+        other.open()
+    retry = Node(tmp_path, port=0, chain_id=1337)  # the refused node let go of the directory
+    retry.open()
+    retry.close()
+
+
+def test_block_time_mines_blocks_without_transactions(tmp_path):
+    node = Node(tmp_path, port=0, block_time=0.2).start()
+    try:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        deadline = time.monotonic() + 30
+        while w3.eth.block_number < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert w3.eth.block_number >= 3
+        latest = w3.eth.get_block("latest")
+        assert latest.transactions == []
+        assert latest.timestamp > w3.eth.get_block(1).timestamp
+    finally:
+        node.stop()
+
+
+def test_block_time_mode_still_mines_sent_transactions(tmp_path):
+    node = Node(tmp_path, port=0, block_time=0.2).start()
+    try:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        sender, recipient = dev_accounts(count=2)
+        tx = {"to": recipient.address, "value": 5, "gas": 21_000, "nonce": 0, "chainId": 1337,
+              "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1}
+        tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30).status == 1
+    finally:
+        node.stop()
+
+
+def test_production_mode_funds_no_account(tmp_path):
+    node = Node(tmp_path, port=0, mnemonic=None).start()
+    try:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        assert node.accounts == []
+        assert w3.eth.get_balance(dev_accounts(count=1)[0].address) == 0
+        assert w3.eth.accounts == []
+    finally:
+        node.stop()
