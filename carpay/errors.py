@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 __all__ = [
+    "BadRequest",
     "CarpayError",
     "ChainError",
     "ConfigError",
+    "Conflict",
     "ContractBuildError",
     "DeploymentNotFound",
+    "IdempotencyKeyInUse",
+    "IdempotencyKeyRequired",
+    "IdempotencyKeyReused",
     "InsufficientFunds",
     "NodeError",
     "NonceTooLow",
     "NotAuthorized",
+    "NotFound",
+    "RateLimited",
     "TransactionRejected",
     "TransactionReverted",
     "TransactionTimeout",
+    "Unauthenticated",
+    "ValidationFailed",
+    "WebhookSignatureInvalid",
 ]
 
 
@@ -125,3 +135,84 @@ class TransactionReverted(ChainError):
         self.data = data
         self.tx_hash = tx_hash
         super().__init__(f"reverted: {reason}" if reason else "reverted without a reason")
+
+
+class BadRequest(CarpayError):
+    """The request is malformed."""
+
+    code = "bad-request"
+    status = 400
+
+
+class ValidationFailed(CarpayError):
+    """The request is well-formed but its content is invalid.
+
+    ``errors`` lists what is wrong, each ``{"loc": [...], "msg": "..."}``.
+    """
+
+    code = "validation-failed"
+    status = 422
+
+    def __init__(self, message: str | None = None, *, errors: list[dict] | None = None) -> None:
+        self.errors = errors or []
+        super().__init__(message)
+
+
+class Unauthenticated(CarpayError):
+    """A valid API key is required."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class NotFound(CarpayError):
+    """No such resource."""
+
+    code = "not-found"
+    status = 404
+
+
+class Conflict(CarpayError):
+    """The resource is not in a state that allows this."""
+
+    code = "conflict"
+    status = 409
+
+
+class RateLimited(CarpayError):
+    """Too many requests; try again after ``retry_after`` seconds."""
+
+    code = "rate-limited"
+    status = 429
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class IdempotencyKeyRequired(CarpayError):
+    """This request moves money: it needs an Idempotency-Key header."""
+
+    code = "idempotency-key-required"
+    status = 400
+
+
+class IdempotencyKeyReused(CarpayError):
+    """This Idempotency-Key was already used with a different request."""
+
+    code = "idempotency-key-reused"
+    status = 422
+
+
+class IdempotencyKeyInUse(CarpayError):
+    """A request with this Idempotency-Key is still being processed; retry shortly."""
+
+    code = "idempotency-key-in-use"
+    status = 409
+
+
+class WebhookSignatureInvalid(CarpayError):
+    """The webhook signature is missing, malformed, stale or wrong."""
+
+    code = "webhook-signature-invalid"
+    status = 400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = ["DEV_MNEMONIC", "Settings"]
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     block_time: float | None = None
     mnemonic: str = DEV_MNEMONIC
     dev_accounts: int = 10
+    #: The relayer's private key (hex). Unset: development account 9 of ``mnemonic``.
+    relayer_key: SecretStr | None = None
+    #: Sustained requests per second each API key may make, and the burst above it.
+    rate_limit: float = 20.0
+    rate_burst: int = 100
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *args, **kw):

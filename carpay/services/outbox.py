@@ -1,0 +1,128 @@
+"""The outbox: every transaction the platform will send is written here first.
+
+A service that moves money calls :meth:`Outbox.enqueue` inside its own database
+transaction; the relayer (:mod:`carpay.services.relayer`) later signs, sends and tracks it.
+An intent's ``state`` goes ``pending`` -> ``sent`` -> ``confirmed`` or ``failed``; see
+:class:`carpay.ledger.models.OutboxIntent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from eth_utils import is_address, to_checksum_address
+from sqlalchemy.orm import Session
+
+from carpay.errors import NotFound, ValidationFailed
+from carpay.ledger.models import OutboxIntent, utcnow
+from carpay.ledger.pagination import Page, paginate
+
+__all__ = ["STATES", "Outbox"]
+
+#: The states of an intent, in order; the last two are final.
+STATES = ("pending", "sent", "confirmed", "failed")
+
+
+def checksum(address: str, field: str) -> str:
+    """``address`` in EIP-55 form, or :class:`ValidationFailed` naming ``field``."""
+    if not isinstance(address, str) or not is_address(address):
+        raise ValidationFailed(
+            f"{field} is not an address", errors=[{"loc": [field], "msg": "not an address"}]
+        )
+    return to_checksum_address(address)
+
+
+class Outbox:
+    """Writes and reads intents sent from ``sender`` on the chain ``chain_id``.
+
+    ``chain_id`` may be a callable, asked the first time it is needed (it comes from the node).
+    """
+
+    def __init__(
+        self,
+        *,
+        sender: str,
+        chain_id: int | Callable[[], int],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sender = to_checksum_address(sender)
+        self._chain_id = chain_id
+        self._clock = clock
+
+    @property
+    def chain_id(self) -> int:
+        if callable(self._chain_id):
+            self._chain_id = self._chain_id()
+        return self._chain_id
+
+    def enqueue(
+        self,
+        session: Session,
+        *,
+        kind: str,
+        owner: str,
+        to: str | None,
+        value: int = 0,
+        data: bytes = b"",
+        gas_limit: int | None = None,
+        details: dict[str, Any] | None = None,
+        reference: str | None = None,
+    ) -> OutboxIntent:
+        """Record the intent to send a transaction, in ``session``'s transaction."""
+        now = self._clock()
+        intent = OutboxIntent(
+            kind=kind,
+            owner=owner,
+            reference=reference,
+            chain_id=self.chain_id,
+            sender=self.sender,
+            to_address=None if to is None else checksum(to, "to"),
+            value=value,
+            data=data,
+            gas_limit=gas_limit,
+            details=details or {},
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(intent)
+        session.flush()
+        return intent
+
+    def get(
+        self, session: Session, intent_id: int, *, owner: str | None = None, kind: str | None = None
+    ) -> OutboxIntent:
+        """One intent; :class:`NotFound` if it does not exist or is not ``owner``'s."""
+        intent = session.get(OutboxIntent, intent_id)
+        if (
+            intent is None
+            or (owner is not None and intent.owner != owner)
+            or (kind is not None and intent.kind != kind)
+        ):
+            raise NotFound(f"no {kind or 'intent'} {intent_id}")
+        return intent
+
+    def list(
+        self,
+        session: Session,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        after: int | None = None,
+    ) -> Page[OutboxIntent]:
+        """Intents, newest first."""
+        stmt = sa.select(OutboxIntent)
+        if owner is not None:
+            stmt = stmt.where(OutboxIntent.owner == owner)
+        if kind is not None:
+            stmt = stmt.where(OutboxIntent.kind == kind)
+        if state is not None:
+            stmt = stmt.where(OutboxIntent.state == state)
+        return paginate(session, stmt, OutboxIntent.id, limit=limit, after=after)

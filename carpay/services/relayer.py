@@ -1,0 +1,404 @@
+"""The relayer: signs, sends, tracks and unsticks the outbox's transactions, exactly once.
+
+Every step is recorded before the next one is taken, so a crash anywhere resumes cleanly:
+
+- ``pending`` intent: the gas is estimated (a revert here fails the intent: nothing was
+  sent), then a nonce is chosen and the transaction signed, and the raw bytes and hash are
+  committed with the intent's move to ``sent``, all *before* anything is broadcast.
+- ``sent`` intent: if any of its recorded transactions is mined, the intent is
+  ``confirmed`` (or ``failed`` if it reverted). Otherwise the newest one is broadcast again
+  if the node does not hold it (the very same bytes: never a second payment), or replaced
+  with the same nonce and higher fees once it has waited ``replace_after``.
+- A transaction the node refuses is marked ``rejected``; when none of the intent's is left
+  alive its nonce is free again and the intent goes back to ``pending``, with backoff, up to
+  ``max_attempts`` times. A nonce taken by someone else's transaction means none of ours
+  can ever be mined: the intent is re-signed with a new nonce.
+
+One relayer runs per signing key: it owns that key's nonces. Events
+``<kind>.succeeded``/``<kind>.failed`` are published, when a :class:`Webhooks` is given, in
+the transaction that makes the intent final.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from carpay.chain import Chain
+from carpay.errors import ChainError, TransactionReverted
+from carpay.ledger.db import Database
+from carpay.ledger.models import OutboxIntent, OutboxTransaction, utcnow
+from carpay.services.webhooks import Webhooks
+
+__all__ = ["HOOK_STEPS", "Relayer"]
+
+log = logging.getLogger(__name__)
+
+#: Where :class:`Relayer` calls its ``hook``: the crash tests stop it at each of these.
+HOOK_STEPS = ("claimed", "signed", "broadcast", "mined", "recorded")
+#: Gas sent above the node's estimate: state may move between estimate and inclusion.
+GAS_HEADROOM_PERCENT = 20
+#: The least fee increase of a replacement, per mille (geth needs 10%, others 12.5%).
+REPLACEMENT_BUMP_PER_MILLE = 125
+_LIVE = ("signed", "broadcast")
+
+
+def _bump(fee: int) -> int:
+    return max(fee + 1, -(-fee * (1000 + REPLACEMENT_BUMP_PER_MILLE) // 1000))
+
+
+class Relayer:
+    """Moves the outbox's intents from ``sender`` through ``chain``.
+
+    ``hook(step, intent_id)`` is called at each of :data:`HOOK_STEPS`; tests use it to crash
+    the relayer there. ``clock`` gives the time.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        chain: Chain,
+        signer: LocalAccount,
+        *,
+        webhooks: Webhooks | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        replace_after: timedelta = timedelta(seconds=30),
+        retry_delay: timedelta = timedelta(seconds=5),
+        max_attempts: int = 5,
+        receipt_timeout: float = 30.0,
+        batch: int = 50,
+        hook: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.chain = chain
+        self.signer = signer
+        self.webhooks = webhooks
+        self._clock = clock
+        self.replace_after = replace_after
+        self.retry_delay = retry_delay
+        self.max_attempts = max_attempts
+        self.receipt_timeout = receipt_timeout
+        self.batch = batch
+        self._hook = hook or (lambda step, intent_id: None)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
+        """Relay until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                log.exception("relaying failed; retrying")
+                busy = False
+            if not busy:
+                stop.wait(interval)
+
+    def run_once(self) -> bool:
+        """One pass over the due intents; True if any of them moved."""
+        moved = False
+        for intent_id, state in self._due():
+            try:
+                if state == "pending":
+                    moved |= self._send_pending(intent_id)
+                else:
+                    moved |= self._track(intent_id)
+            except ChainError as exc:
+                log.warning("intent %s: %s; will retry", intent_id, exc.message)
+        return moved
+
+    def _due(self) -> list[tuple[int, str]]:
+        with self.db.begin() as session:
+            rows = session.execute(
+                sa.select(OutboxIntent.id, OutboxIntent.state)
+                .where(
+                    OutboxIntent.sender == self.signer.address,
+                    OutboxIntent.chain_id == self.chain.chain_id,
+                    OutboxIntent.state.in_(("pending", "sent")),
+                    OutboxIntent.next_attempt_at <= self._clock(),
+                )
+                .order_by(OutboxIntent.id)
+                .limit(self.batch)
+            )
+            return [(row.id, row.state) for row in rows]
+
+    # -- pending: sign, record, broadcast ------------------------------------------------
+
+    def _send_pending(self, intent_id: int) -> bool:
+        self._hook("claimed", intent_id)
+        with self.db.begin() as session:
+            intent = session.get(OutboxIntent, intent_id)
+            if intent is None or intent.state != "pending":
+                return False
+            to, data, value, gas = intent.to_address, intent.data, intent.value, intent.gas_limit
+        if gas is None:
+            try:
+                estimate = self.chain.estimate_gas(self.signer, to, data, value)
+            except TransactionReverted as exc:
+                self._finish(intent_id, None, error=exc.message)
+                return True
+            gas = estimate + estimate * GAS_HEADROOM_PERCENT // 100
+        max_fee, tip = self.chain.fees()
+        with self.db.begin() as session:
+            intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+            if intent is None or intent.state != "pending":
+                return False
+            nonce = self._free_nonce(session)
+            tx: dict[str, Any] = {
+                "type": 2,
+                "chainId": intent.chain_id,
+                "nonce": nonce,
+                "gas": gas,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+                "value": value,
+                "data": data,
+            }
+            if to is not None:
+                tx["to"] = to
+            attempt = self._record_signed(session, intent, tx)
+            intent.state, intent.nonce, intent.gas_limit = "sent", nonce, gas
+            attempt_id = attempt.id
+        self._hook("signed", intent_id)
+        self._broadcast(intent_id, attempt_id)
+        return True
+
+    def _free_nonce(self, session) -> int:
+        """The lowest nonce from the node's pending count that none of our live intents holds.
+
+        Filling from the bottom closes the gap a refused transaction leaves behind.
+        """
+        held = set(
+            session.scalars(
+                sa.select(OutboxIntent.nonce).where(
+                    OutboxIntent.sender == self.signer.address,
+                    OutboxIntent.chain_id == self.chain.chain_id,
+                    OutboxIntent.state == "sent",
+                )
+            )
+        )
+        nonce = self.chain.pending_nonce(self.signer.address)
+        while nonce in held:
+            nonce += 1
+        return nonce
+
+    def _record_signed(
+        self, session, intent: OutboxIntent, tx: dict[str, Any]
+    ) -> OutboxTransaction:
+        signed = self.signer.sign_transaction(tx)
+        attempt = OutboxTransaction(
+            intent_id=intent.id,
+            nonce=tx["nonce"],
+            tx_hash=Web3.to_hex(signed.hash),
+            raw=bytes(signed.raw_transaction),
+            max_fee=tx["maxFeePerGas"],
+            priority_fee=tx["maxPriorityFeePerGas"],
+            status="signed",
+            created_at=self._clock(),
+        )
+        session.add(attempt)
+        intent.tx_hash = attempt.tx_hash
+        intent.updated_at = self._clock()
+        session.flush()
+        return attempt
+
+    def _broadcast(self, intent_id: int, attempt_id: int) -> None:
+        with self.db.begin() as session:
+            attempt = session.get(OutboxTransaction, attempt_id)
+            assert attempt is not None
+            raw = attempt.raw
+        error = self._send_raw(raw)
+        self._hook("broadcast", intent_id)
+        with self.db.begin() as session:
+            attempt = session.get(OutboxTransaction, attempt_id)
+            intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+            assert attempt is not None and intent is not None
+            if attempt.status != "signed":
+                return
+            if error is None:
+                attempt.status, attempt.broadcast_at = "broadcast", self._clock()
+                return
+            attempt.status, attempt.error = "rejected", error
+            if "nonce too low" in error.lower():
+                return  # the nonce was used: _track finds out by whom
+            alive = [t for t in intent.transactions if t.status in _LIVE]
+            if not alive:
+                self._retry_later(intent, error)
+
+    def _send_raw(self, raw: bytes) -> str | None:
+        """Broadcast; None if the node holds the transaction, else the node's refusal.
+
+        A node or network failure raises :class:`ChainError`: nothing is known, so nothing
+        is recorded and the next pass tries again.
+        """
+        try:
+            response = self.chain.w3.provider.make_request(
+                "eth_sendRawTransaction", [Web3.to_hex(raw)]
+            )
+        except (OSError, ValueError) as exc:
+            raise ChainError(f"eth_sendRawTransaction failed: {exc}") from exc
+        error = response.get("error")
+        if error is None:
+            return None
+        message = str(error.get("message", error) if isinstance(error, dict) else error)
+        if "already known" in message.lower():
+            return None
+        return message or "refused"
+
+    def _retry_later(self, intent: OutboxIntent, error: str) -> None:
+        """The intent has nothing alive on the network: free its nonce and try again later."""
+        intent.attempts += 1
+        intent.error = error
+        if intent.attempts >= self.max_attempts:
+            intent.state = "failed"
+            self._publish(intent)
+            return
+        intent.state, intent.nonce, intent.tx_hash = "pending", None, None
+        intent.next_attempt_at = self._clock() + self.retry_delay * 2 ** (intent.attempts - 1)
+        intent.updated_at = self._clock()
+
+    # -- sent: track, rebroadcast, replace -----------------------------------------------
+
+    def _track(self, intent_id: int) -> bool:
+        with self.db.begin() as session:
+            intent = session.get(OutboxIntent, intent_id)
+            if intent is None or intent.state != "sent":
+                return False
+            attempts = [(t.id, t.tx_hash, t.status, t.created_at) for t in intent.transactions]
+            nonce = intent.nonce
+        assert nonce is not None
+        # The count first, the receipts second: a transaction of ours mined in between is
+        # then seen by the receipts, never mistaken for someone else's use of the nonce.
+        used = self.chain.w3.eth.get_transaction_count(self.signer.address, "latest") > nonce
+        for attempt_id, tx_hash, _status, _created in reversed(attempts):
+            receipt = self.chain.receipt(tx_hash)
+            if receipt is not None:
+                self._hook("mined", intent_id)
+                self._confirm(intent_id, attempt_id, receipt)
+                self._hook("recorded", intent_id)
+                return True
+        alive = [a for a in attempts if a[2] in _LIVE]
+        if used:
+            # The nonce is used, by none of our transactions (we found no receipt): those
+            # can never be mined now, so the intent may be signed again with a new nonce.
+            return self._renonce(intent_id)
+        if not alive:
+            return False
+        attempt_id, tx_hash, status, created_at = alive[-1]
+        if status == "signed" or self._unknown_to_node(tx_hash):
+            self._broadcast(intent_id, attempt_id)
+            return True
+        if self._clock() - created_at >= self.replace_after:
+            self._replace(intent_id, attempt_id)
+            return True
+        return False
+
+    def _unknown_to_node(self, tx_hash: str) -> bool:
+        try:
+            response = self.chain.w3.provider.make_request("eth_getTransactionByHash", [tx_hash])
+        except (OSError, ValueError) as exc:
+            raise ChainError(f"eth_getTransactionByHash failed: {exc}") from exc
+        return response.get("error") is None and response.get("result") is None
+
+    def _replace(self, intent_id: int, attempt_id: int) -> None:
+        max_fee, tip = self.chain.fees()
+        with self.db.begin() as session:
+            intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+            old = session.get(OutboxTransaction, attempt_id)
+            assert intent is not None and old is not None
+            if intent.state != "sent":
+                return
+            tip = max(_bump(old.priority_fee), tip)
+            tx: dict[str, Any] = {
+                "type": 2,
+                "chainId": intent.chain_id,
+                "nonce": old.nonce,
+                "gas": intent.gas_limit,
+                "maxFeePerGas": max(_bump(old.max_fee), max_fee, tip),
+                "maxPriorityFeePerGas": tip,
+                "value": intent.value,
+                "data": intent.data,
+            }
+            if intent.to_address is not None:
+                tx["to"] = intent.to_address
+            new_id = self._record_signed(session, intent, tx).id
+        log.info("intent %s: replacing %s with higher fees", intent_id, attempt_id)
+        self._hook("signed", intent_id)
+        self._broadcast(intent_id, new_id)
+
+    def _renonce(self, intent_id: int) -> bool:
+        with self.db.begin() as session:
+            intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+            if intent is None or intent.state != "sent":
+                return False
+            for t in intent.transactions:
+                if t.status in _LIVE:
+                    t.status, t.error = "rejected", "nonce used by another transaction"
+            intent.state, intent.nonce, intent.tx_hash = "pending", None, None
+            intent.error = "nonce used by another transaction; signing again"
+            intent.updated_at = self._clock()
+        return True
+
+    def _confirm(self, intent_id: int, attempt_id: int, receipt: Any) -> None:
+        error = None
+        if receipt["status"] != 1:
+            try:
+                self.chain.wait(receipt["transactionHash"], timeout=self.receipt_timeout)
+                error = "reverted without a reason"
+            except TransactionReverted as exc:
+                error = exc.message
+        self._finish(intent_id, attempt_id, error=error, block=receipt["blockNumber"])
+
+    def _finish(
+        self, intent_id: int, attempt_id: int | None, *, error: str | None, block: int | None = None
+    ) -> None:
+        with self.db.begin() as session:
+            intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+            assert intent is not None
+            if intent.state in ("confirmed", "failed"):
+                return
+            for t in intent.transactions:
+                if t.id == attempt_id:
+                    t.status = "mined"
+                    intent.tx_hash = t.tx_hash
+                elif t.status in _LIVE:
+                    t.status = "replaced"
+            intent.state = "failed" if error else "confirmed"
+            intent.error = error
+            intent.block_number = block
+            intent.updated_at = self._clock()
+            self._publish(intent)
+
+    def _publish(self, intent: OutboxIntent) -> None:
+        if self.webhooks is None:
+            return
+        session = sa.inspect(intent).session
+        outcome = "succeeded" if intent.state == "confirmed" else "failed"
+        self.webhooks.publish(
+            session,
+            event_id=f"evt_{intent.kind}_{intent.id}_{outcome}",
+            type=f"{intent.kind}.{outcome}",
+            owner=intent.owner,
+            data=intent_view(intent),
+        )
+
+
+def intent_view(intent: OutboxIntent) -> dict[str, Any]:
+    """What an intent looks like to its owner (API responses and event data)."""
+    return {
+        "id": intent.id,
+        "kind": intent.kind,
+        "state": intent.state,
+        **intent.details,
+        "tx_hash": intent.tx_hash,
+        "block_number": intent.block_number,
+        "error": intent.error,
+        "created_at": intent.created_at.isoformat(),
+    }

@@ -1,0 +1,64 @@
+"""Tests of carpay/ledger/db.py: engines, sessions and units of work on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from carpay.errors import ConfigError
+from carpay.ledger.db import Database, create_engine, database_url
+from carpay.ledger.models import ApiKey
+from carpay.settings import Settings
+
+
+def test_default_url_is_sqlite_in_the_data_dir(tmp_path):
+    url = database_url(Settings(data_dir=tmp_path / "data", database_url=None))
+    assert url == f"sqlite:///{(tmp_path / 'data').resolve()}/carpay.sqlite3"
+
+
+def test_database_url_setting_wins(tmp_path):
+    s = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://u@h/db")
+    assert database_url(s) == "postgresql+psycopg://u@h/db"
+
+
+def test_sqlite_gets_wal_and_foreign_keys(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'sub' / 'x.sqlite3'}")
+    with engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert Path(tmp_path / "sub" / "x.sqlite3").exists()
+    engine.dispose()
+
+
+def test_unsupported_backend_is_a_config_error():
+    with pytest.raises(ConfigError, match="unsupported database 'mysql'"):
+        create_engine("mysql://u@h/db")
+
+
+def _key(prefix: str) -> ApiKey:
+    return ApiKey(prefix=prefix, secret_hash="0" * 64, name="n", owner="o", scopes=[])
+
+
+def test_begin_commits_at_the_end(database: Database):
+    with database.begin() as s:
+        s.add(_key("a"))
+    with database.begin() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(ApiKey)) == 1
+
+
+def test_begin_rolls_back_on_error(database: Database):
+    with pytest.raises(RuntimeError), database.begin() as s:
+        s.add(_key("a"))
+        s.flush()
+        raise RuntimeError("boom")
+    with database.begin() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(ApiKey)) == 0
+
+
+def test_each_test_starts_empty(database: Database):
+    # Runs after tests that inserted rows: the fixture emptied the tables.
+    with database.begin() as s:
+        assert s.scalars(sa.select(ApiKey)).all() == []
+        s.add(_key("z"))
