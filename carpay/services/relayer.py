@@ -220,11 +220,14 @@ class Relayer:
             attempt = session.get(OutboxTransaction, attempt_id)
             intent = session.get(OutboxIntent, intent_id, with_for_update=True)
             assert attempt is not None and intent is not None
-            if attempt.status != "signed":
+            if attempt.status not in _LIVE:
                 return
             if error is None:
-                attempt.status, attempt.broadcast_at = "broadcast", self._clock()
+                if attempt.status == "signed":
+                    attempt.status, attempt.broadcast_at = "broadcast", self._clock()
                 return
+            # A refusal counts for a transaction sent again after the node dropped it, too:
+            # ignoring it would send the same refused bytes on every pass, forever.
             attempt.status, attempt.error = "rejected", error
             if "nonce too low" in error.lower():
                 return  # the nonce was used: _track finds out by whom
@@ -315,13 +318,17 @@ class Relayer:
             assert intent is not None and old is not None
             if intent.state != "sent":
                 return
-            tip = max(_bump(old.priority_fee), tip)
+            # Bid above every version of this nonce, refused ones included: a node that wants
+            # a bigger bump gets one, and the same fees would sign the very same transaction
+            # again (a duplicate hash).
+            versions = [t for t in intent.transactions if t.nonce == old.nonce]
+            tip = max(_bump(max(t.priority_fee for t in versions)), tip)
             tx: dict[str, Any] = {
                 "type": 2,
                 "chainId": intent.chain_id,
                 "nonce": old.nonce,
                 "gas": intent.gas_limit,
-                "maxFeePerGas": max(_bump(old.max_fee), max_fee, tip),
+                "maxFeePerGas": max(_bump(max(t.max_fee for t in versions)), max_fee, tip),
                 "maxPriorityFeePerGas": tip,
                 "value": intent.value,
                 "data": intent.data,

@@ -1,0 +1,427 @@
+"""Tests of carpay/services/relayer.py on real nodes: sent once, mined, confirmed, whatever happens.
+
+Every test runs on the embedded node and on anvil, each with SQLite and PostgreSQL. Payees
+are fresh random addresses, so "paid exactly once" is a plain balance check.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from eth_account import Account
+from eth_utils import to_checksum_address
+
+from carpay.chain import Chain, compile_contract
+from carpay.chain.node import Node
+from carpay.ledger.models import OutboxIntent, WebhookEvent, utcnow
+from carpay.services.outbox import Outbox
+from carpay.services.relayer import HOOK_STEPS, Relayer
+from carpay.services.transfers import Transfers
+from carpay.services.webhooks import Webhooks
+from carpay.settings import DEV_MNEMONIC
+from carpay.testing import Anvil
+
+CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
+#: The relayer's key in these tests: development account 9, like the platform's default.
+RELAYER_INDEX = 9
+
+
+class Crash(Exception):
+    """Stands for the process dying at a hook step."""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def dev_account(index: int):
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+def fresh_address() -> str:
+    return to_checksum_address(os.urandom(20))
+
+
+@pytest.fixture(scope="session")
+def signer():
+    return dev_account(RELAYER_INDEX)
+
+
+@pytest.fixture(scope="session")
+def plain_erc20():
+    return compile_contract(CONTRACTS / "plain_erc20.vy")
+
+
+@pytest.fixture(scope="session")
+def tokens():
+    """The token deployed by the relayer on each node, deployed once per node."""
+    return {}
+
+
+@pytest.fixture
+def chain(node_url, tmp_path) -> Chain:
+    return Chain(node_url, state_dir=tmp_path / "state")
+
+
+@pytest.fixture
+def token(chain, signer, plain_erc20, tokens):
+    """The plain ERC-20 whose whole supply the relayer's account holds."""
+    if chain.url not in tokens:
+        tokens[chain.url] = chain.deploy(plain_erc20, sender=signer)
+    return chain.contract(plain_erc20, tokens[chain.url])
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def make_relayer(database, chain, signer, **kw) -> Relayer:
+    kw.setdefault("retry_delay", timedelta(0))
+    return Relayer(database, chain, signer, **kw)
+
+
+def request_transfer(
+    database, chain, signer, *, to, amount, token=None, gas_limit=None, clock=utcnow
+):
+    transfers = Transfers(Outbox(sender=signer.address, chain_id=chain.chain_id, clock=clock))
+    with database.begin() as s:
+        intent = transfers.request(s, owner="m1", to=to, amount_minor=amount, token=token)
+        if gas_limit is not None:
+            intent.gas_limit = gas_limit
+        return intent.id
+
+
+def intent_of(database, intent_id) -> OutboxIntent:
+    with database.begin() as s:
+        intent = s.get(OutboxIntent, intent_id)
+        intent.transactions  # noqa: B018 (loaded while the session is open)
+        return intent
+
+
+def drive(relayer, database, intent_id, *, timeout=30.0) -> OutboxIntent:
+    """Run the relayer until the intent is final."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        relayer.run_once()
+        intent = intent_of(database, intent_id)
+        if intent.state in ("confirmed", "failed"):
+            return intent
+        time.sleep(0.02)
+    raise AssertionError(f"intent {intent_id} still {intent_of(database, intent_id).state}")
+
+
+def mined_count(chain, address) -> int:
+    return chain.w3.eth.get_transaction_count(address, "latest")
+
+
+# -- the happy path and reverts -------------------------------------------------------------
+
+
+def test_ether_transfer_is_sent_mined_and_confirmed(database, chain, signer):
+    payee, sent_before = fresh_address(), mined_count(chain, signer.address)
+    intent_id = request_transfer(database, chain, signer, to=payee, amount=12_345)
+    webhooks = Webhooks()
+    relayer = make_relayer(database, chain, signer, webhooks=webhooks)
+
+    intent = drive(relayer, database, intent_id)
+
+    assert intent.state == "confirmed" and intent.error is None
+    assert chain.w3.eth.get_balance(payee) == 12_345
+    assert mined_count(chain, signer.address) == sent_before + 1
+    [tx] = intent.transactions
+    assert (tx.status, tx.tx_hash, tx.nonce) == ("mined", intent.tx_hash, intent.nonce)
+    receipt = chain.receipt(intent.tx_hash)
+    assert receipt["status"] == 1 and receipt["blockNumber"] == intent.block_number
+    with database.begin() as s:
+        [event] = s.scalars(sa.select(WebhookEvent)).all()
+        assert (event.id, event.type) == (
+            f"evt_transfer_{intent_id}_succeeded",
+            "transfer.succeeded",
+        )
+        assert event.data["state"] == "confirmed" and event.data["tx_hash"] == intent.tx_hash
+    assert relayer.run_once() is False  # nothing left to do
+
+
+def test_token_transfer_is_confirmed(database, chain, signer, token):
+    payee = fresh_address()
+    intent_id = request_transfer(
+        database, chain, signer, to=payee, amount=2_500_000, token=token.address
+    )
+
+    intent = drive(make_relayer(database, chain, signer), database, intent_id)
+
+    assert intent.state == "confirmed"
+    assert chain.call(token.functions.balanceOf(payee)) == 2_500_000
+
+
+def test_a_transfer_that_would_revert_fails_without_sending(database, chain, signer, token):
+    payee, sent_before = fresh_address(), mined_count(chain, signer.address)
+    supply = chain.call(token.functions.totalSupply())
+    intent_id = request_transfer(
+        database, chain, signer, to=payee, amount=supply + 1, token=token.address
+    )
+    webhooks = Webhooks()
+
+    intent = drive(make_relayer(database, chain, signer, webhooks=webhooks), database, intent_id)
+
+    assert intent.state == "failed"
+    assert "erc20" in intent.error and "balance" in intent.error
+    assert intent.transactions == [] and intent.tx_hash is None
+    assert mined_count(chain, signer.address) == sent_before
+    with database.begin() as s:
+        assert s.scalars(sa.select(WebhookEvent.type)).all() == ["transfer.failed"]
+
+
+def test_a_transfer_reverted_on_chain_fails_and_is_not_sent_again(database, chain, signer, token):
+    payee, sent_before = fresh_address(), mined_count(chain, signer.address)
+    supply = chain.call(token.functions.totalSupply())
+    # A gas limit given up front skips the estimate: the transaction is mined, and reverts.
+    intent_id = request_transfer(
+        database,
+        chain,
+        signer,
+        to=payee,
+        amount=supply + 1,
+        token=token.address,
+        gas_limit=100_000,
+    )
+    relayer = make_relayer(database, chain, signer)
+
+    intent = drive(relayer, database, intent_id)
+    for _ in range(5):
+        relayer.run_once()
+
+    assert intent.state == "failed" and "balance" in intent.error
+    [tx] = intent_of(database, intent_id).transactions
+    assert tx.status == "mined" and chain.receipt(tx.tx_hash)["status"] == 0
+    assert mined_count(chain, signer.address) == sent_before + 1
+    assert chain.call(token.functions.balanceOf(payee)) == 0
+
+
+def test_intents_of_another_sender_are_left_alone(database, chain, signer):
+    other = dev_account(RELAYER_INDEX - 1)
+    intent_id = request_transfer(database, chain, other, to=fresh_address(), amount=1)
+
+    assert make_relayer(database, chain, signer).run_once() is False
+    assert intent_of(database, intent_id).state == "pending"
+
+
+def test_several_intents_take_consecutive_nonces(database, chain, signer):
+    payees = [fresh_address() for _ in range(4)]
+    ids = [request_transfer(database, chain, signer, to=p, amount=7) for p in payees]
+    relayer = make_relayer(database, chain, signer)
+
+    intents = [drive(relayer, database, i) for i in ids]
+
+    assert all(i.state == "confirmed" for i in intents)
+    nonces = [i.nonce for i in intents]
+    assert nonces == list(range(nonces[0], nonces[0] + 4))
+    assert [chain.w3.eth.get_balance(p) for p in payees] == [7] * 4
+
+
+# -- crashes: a new relayer on the same database finishes the job, once ----------------------
+
+
+@pytest.mark.parametrize("step", HOOK_STEPS)
+def test_a_crash_at_any_step_pays_exactly_once(database, chain, signer, token, step):
+    payee, sent_before = fresh_address(), mined_count(chain, signer.address)
+    intent_id = request_transfer(
+        database, chain, signer, to=payee, amount=1_000_000, token=token.address
+    )
+
+    def crash(at: str, _intent_id: int) -> None:
+        if at == step:
+            raise Crash(at)
+
+    doomed = make_relayer(database, chain, signer, hook=crash)
+    deadline = time.monotonic() + 30
+    with pytest.raises(Crash):
+        while time.monotonic() < deadline:
+            doomed.run_once()
+            time.sleep(0.02)
+
+    # A restart: a new process, with a new client, on the same database.
+    restarted = make_relayer(database, Chain(chain.url, state_dir=chain.state_dir), signer)
+    intent = drive(restarted, database, intent_id)
+    for _ in range(3):
+        restarted.run_once()
+
+    assert intent.state == "confirmed"
+    assert chain.call(token.functions.balanceOf(payee)) == 1_000_000
+    assert mined_count(chain, signer.address) == sent_before + 1
+    assert [t.status for t in intent_of(database, intent_id).transactions] == ["mined"]
+
+
+def test_a_transaction_signed_but_never_broadcast_is_sent_as_recorded(database, chain, signer):
+    payee = fresh_address()
+    intent_id = request_transfer(database, chain, signer, to=payee, amount=5)
+
+    def crash(at: str, _intent_id: int) -> None:
+        if at == "signed":
+            raise Crash(at)
+
+    with pytest.raises(Crash):
+        make_relayer(database, chain, signer, hook=crash).run_once()
+    recorded = intent_of(database, intent_id).transactions[0]
+    assert recorded.status == "signed" and chain.receipt(recorded.tx_hash) is None
+
+    intent = drive(make_relayer(database, chain, signer), database, intent_id)
+
+    assert intent.tx_hash == recorded.tx_hash  # the very same bytes, not a second signature
+    assert chain.w3.eth.get_balance(payee) == 5
+
+
+# -- someone else takes the nonce -------------------------------------------------------------
+
+
+def test_a_nonce_taken_by_another_sender_is_signed_again(database, chain, signer, tmp_path):
+    payee, sent_before = fresh_address(), mined_count(chain, signer.address)
+    intent_id = request_transfer(database, chain, signer, to=payee, amount=9)
+
+    def crash(at: str, _intent_id: int) -> None:
+        if at == "signed":
+            raise Crash(at)
+
+    with pytest.raises(Crash):
+        make_relayer(database, chain, signer, hook=crash).run_once()
+    first = intent_of(database, intent_id)
+    # Another program holding the same key sends first and takes the recorded nonce.
+    intruder = Chain(chain.url, state_dir=tmp_path / "intruder")
+    receipt = chain.wait(intruder.send(signer, fresh_address(), value=1, gas=21_000), timeout=30)
+    assert chain.w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == first.nonce
+
+    intent = drive(make_relayer(database, chain, signer), database, intent_id)
+
+    assert intent.state == "confirmed" and intent.nonce == first.nonce + 1
+    old, new = intent_of(database, intent_id).transactions
+    assert (old.status, old.nonce) == ("rejected", first.nonce)
+    assert (new.status, new.nonce) == ("mined", first.nonce + 1)
+    assert chain.receipt(old.tx_hash) is None
+    assert chain.w3.eth.get_balance(payee) == 9
+    assert mined_count(chain, signer.address) == sent_before + 2
+
+
+# -- stuck transactions: nodes that mine only when told ----------------------------------------
+
+
+class ManualNode:
+    """A node of each kind that mines only when :meth:`mine` is called."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
+        if kind == "embedded":
+            self._node = Node(tmp_path / "manual-node", port=0, block_time=3600)
+            self._node.start()
+        else:
+            self._node = Anvil()
+        self.url = self._node.url
+        self.chain = Chain(self.url, state_dir=tmp_path / "state")
+        if kind == "anvil":
+            self.chain.w3.provider.make_request("evm_setAutomine", [False])
+
+    def mine(self) -> None:
+        if self.kind == "embedded":
+            self._node.run(self._node.mine).result()
+        else:
+            self.chain.w3.provider.make_request("evm_mine", [])
+
+    def stop(self) -> None:
+        self._node.stop()
+
+
+@pytest.fixture(params=["embedded", "anvil"])
+def manual_node(request, tmp_path):
+    node = ManualNode(request.param, tmp_path)
+    yield node
+    node.stop()
+
+
+def send_raw(chain: Chain, signer, *, nonce: int, max_fee: int, tip: int) -> str:
+    """Send 1 wei to a fresh address with ``nonce``, as another program with the key would."""
+    tx = {
+        "type": 2,
+        "chainId": chain.chain_id,
+        "nonce": nonce,
+        "gas": 21_000,
+        "value": 1,
+        "to": fresh_address(),
+        "maxFeePerGas": max_fee,
+        "maxPriorityFeePerGas": tip,
+    }
+    signed = signer.sign_transaction(tx)
+    answer = chain.w3.provider.make_request(
+        "eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()]
+    )
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+def test_a_stuck_transaction_is_replaced_with_higher_fees(database, manual_node, signer, clock):
+    chain = manual_node.chain
+    payee = fresh_address()
+    intent_id = request_transfer(database, chain, signer, to=payee, amount=3, clock=clock)
+    relayer = make_relayer(
+        database, chain, signer, clock=clock, replace_after=timedelta(seconds=60)
+    )
+
+    relayer.run_once()  # signed and broadcast; nothing mines it
+    assert relayer.run_once() is False
+    [stuck] = intent_of(database, intent_id).transactions
+    assert stuck.status == "broadcast"
+
+    clock.now += timedelta(seconds=61)
+    assert relayer.run_once() is True
+    old, new = intent_of(database, intent_id).transactions
+    assert new.nonce == old.nonce and new.status == "broadcast"
+    assert new.priority_fee * 8 >= old.priority_fee * 9 and new.max_fee * 8 >= old.max_fee * 9
+    assert relayer.run_once() is False  # the replacement has not waited long enough yet
+
+    manual_node.mine()
+    intent = drive(relayer, database, intent_id)
+
+    assert intent.state == "confirmed" and intent.tx_hash == new.tx_hash
+    statuses = [t.status for t in intent_of(database, intent_id).transactions]
+    assert statuses == ["replaced", "mined"]
+    assert chain.receipt(old.tx_hash) is None
+    assert chain.w3.eth.get_balance(payee) == 3
+
+
+def test_a_transaction_pushed_out_of_the_pool_is_signed_again(database, manual_node, signer, clock):
+    """Another program with the key outbids ours at its nonce: ours is re-signed, paid once."""
+    chain = manual_node.chain
+    payee, sent_before = fresh_address(), mined_count(chain, signer.address)
+    intent_id = request_transfer(database, chain, signer, to=payee, amount=4, clock=clock)
+    relayer = make_relayer(
+        database, chain, signer, clock=clock, replace_after=timedelta(seconds=60)
+    )
+    relayer.run_once()
+    [first] = intent_of(database, intent_id).transactions
+
+    rival = send_raw(
+        chain, signer, nonce=first.nonce, max_fee=first.max_fee * 3, tip=first.priority_fee * 3
+    )
+    # Ours is gone from the pool; broadcasting it again is refused as underpriced.
+    for _ in range(3):
+        relayer.run_once()
+    attempts = intent_of(database, intent_id).transactions
+    assert attempts[0].status == "rejected" and "underpriced" in attempts[0].error
+    assert [t.nonce for t in attempts] == [first.nonce, first.nonce + 1]
+
+    manual_node.mine()
+    intent = drive(relayer, database, intent_id)
+
+    assert intent.state == "confirmed" and intent.nonce == first.nonce + 1
+    assert chain.receipt(rival)["status"] == 1
+    assert chain.w3.eth.get_balance(payee) == 4
+    assert mined_count(chain, signer.address) == sent_before + 2
