@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import requests
 from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
@@ -156,6 +157,8 @@ class Chain:
         self._nonces = nonces
         self._sent: OrderedDict[str, _Sent] = OrderedDict()
         self._lock = threading.Lock()
+        self._timeout = request_timeout
+        self._session = requests.Session()
 
     def __repr__(self) -> str:
         return f"Chain({self.url!r})"
@@ -467,6 +470,34 @@ class Chain:
         """:meth:`send` then :meth:`wait`: the receipt of a successful transaction."""
         tx_hash = self.send(sender, to, data, value, gas)
         return self.wait(tx_hash, timeout, replace_after=replace_after, sender=sender)
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """The results of several JSON-RPC ``(method, params)`` calls sent as one batch.
+
+        Results come back in the order of ``calls``; any error raises :class:`ChainError`.
+        """
+        if not calls:
+            return []
+        payload = [
+            {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+            for i, (method, params) in enumerate(calls)
+        ]
+        try:
+            response = self._session.post(self.url, json=payload, timeout=self._timeout)
+            response.raise_for_status()
+            answers = response.json()
+        except (OSError, ValueError) as exc:  # requests' errors are OSErrors
+            raise ChainError(f"batch of {len(calls)} calls to {self.url} failed: {exc}") from exc
+        if not isinstance(answers, list) or len(answers) != len(calls):
+            raise ChainError(f"{self.url} answered a batch of {len(calls)} calls unreadably")
+        results: list[Any] = [None] * len(calls)
+        for answer in answers:
+            error = answer.get("error")
+            if error is not None:
+                method = calls[answer["id"]][0]
+                raise _RpcError(method, error if isinstance(error, Mapping) else {"message": error})
+            results[answer["id"]] = answer.get("result")
+        return results
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from carpay.ledger import tables as _tables  # noqa: F401  (registers the index tables)
 from carpay.ledger.db import create_engine
 from carpay.ledger.models import Base
 

@@ -1,0 +1,479 @@
+"""The indexer: follows carpay's contract events into SQL, resumable and safe across reorgs.
+
+Each round reads a range of blocks (with their transactions) and the logs of the watched
+contracts in it, checks that they form one chain continuing from the cursor, and writes
+blocks, transactions, decoded events, typed rows and the new cursor in one database
+transaction: a crash leaves either all of a range or none of it, and a log is never applied
+twice (its key ``(chain_id, block_hash, tx_hash, log_index)`` is unique). A round first
+checks that the cursor's block is still canonical; if not, it finds the common ancestor,
+deletes everything above it (undoing balances) and carries on from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from eth_abi import decode as abi_decode
+from eth_utils import event_abi_to_log_topic
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from carpay.chain import Chain
+from carpay.errors import ChainError
+from carpay.ledger.db import Database
+from carpay.ledger.tables import (
+    INDEX_TABLES,
+    IndexCursor,
+    LedgerBalance,
+    LedgerBlock,
+    LedgerEvent,
+    LedgerTransaction,
+    LedgerTransfer,
+)
+
+__all__ = ["Indexer", "Watched"]
+
+log = logging.getLogger(__name__)
+
+ZERO_ADDRESS = "0x" + "00" * 20
+#: How many blocks back a reorg is looked for, per round trip to the node.
+_ANCESTOR_STEP = 64
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A contract the indexer follows: its address, a name for its rows, and its ABI."""
+
+    address: str
+    name: str
+    abi: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class _EventSpec:
+    name: str
+    names: tuple[str, ...]
+    indexed: tuple[bool, ...]
+    types: tuple[str, ...]
+
+    def decode(self, topics: Sequence[str], data: str) -> dict[str, Any]:
+        plain_types = [t for t, i in zip(self.types, self.indexed, strict=True) if not i]
+        plain = iter(abi_decode(plain_types, bytes.fromhex(data[2:])) if plain_types else ())
+        topic = iter(topics[1:])
+        args: dict[str, Any] = {}
+        for name, kind, indexed in zip(self.names, self.types, self.indexed, strict=True):
+            args[name] = _from_topic(kind, next(topic)) if indexed else _jsonable(next(plain))
+        return args
+
+
+def _from_topic(kind: str, topic: str) -> Any:
+    if kind == "address":
+        return "0x" + topic[-40:].lower()
+    if kind.startswith("uint"):
+        return str(int(topic, 16))
+    if kind.startswith("int"):
+        value = int(topic, 16)
+        return str(value - (1 << 256) if value >= 1 << 255 else value)
+    if kind == "bool":
+        return int(topic, 16) != 0
+    return topic.lower()  # bytes32, or the hash of a dynamic value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str):
+        return value.lower() if value.startswith("0x") and len(value) == 42 else value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _event_specs(abi: Iterable[Mapping[str, Any]]) -> dict[str, _EventSpec]:
+    specs = {}
+    for item in abi:
+        if item.get("type") != "event" or item.get("anonymous"):
+            continue
+        inputs = item["inputs"]
+        topic = "0x" + event_abi_to_log_topic(dict(item)).hex()
+        specs[topic] = _EventSpec(
+            item["name"],
+            tuple(i["name"] for i in inputs),
+            tuple(bool(i.get("indexed")) for i in inputs),
+            tuple(i["type"] for i in inputs),
+        )
+    return specs
+
+
+@dataclass
+class _Range:
+    """What one round read from the node, checked to be one chain."""
+
+    blocks: list[dict[str, Any]]
+    logs: list[dict[str, Any]]
+
+
+#: A projection turns decoded events into rows of its own tables, inside the round's
+#: transaction: ``(session, chain_id, events)``, each event a LedgerEvent row's values.
+Projection = Callable[[Session, int, list[dict[str, Any]]], None]
+
+
+class Indexer:
+    """Follows ``watched`` contracts on ``chain`` into ``db``.
+
+    ``confirmations`` blocks are left unindexed behind the head (0 on the embedded node, where
+    blocks are final; more on a network that reorganises). ``batch_blocks`` bounds a round.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        chain: Chain,
+        watched: Iterable[Watched] = (),
+        *,
+        confirmations: int = 0,
+        batch_blocks: int = 500,
+        start_block: int = 0,
+    ) -> None:
+        self.db = db
+        self.chain = chain
+        self.confirmations = confirmations
+        self.batch_blocks = batch_blocks
+        self.start_block = start_block
+        self._watched: dict[str, Watched] = {}
+        self._specs: dict[str, dict[str, _EventSpec]] = {}
+        self._projections: list[Projection] = [_project_transfers]
+        for contract in watched:
+            self.watch(contract)
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.chain_id
+
+    def watch(self, contract: Watched) -> None:
+        """Follow ``contract`` too, from the next round on."""
+        address = contract.address.lower()
+        self._watched[address] = contract
+        self._specs[address] = _event_specs(contract.abi)
+
+    def add_projection(self, projection: Projection) -> None:
+        """Also feed each round's events to ``projection``."""
+        self._projections.append(projection)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
+        """Index until ``stop`` is set; errors of the node are logged and retried."""
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except ChainError as exc:
+                log.warning("indexer: %s; retrying", exc)
+                busy = 0
+            if not busy:
+                stop.wait(interval)
+
+    def catch_up(self) -> int:
+        """Index up to the current target block; the number of events indexed."""
+        total = 0
+        while True:
+            done = self.run_once()
+            total += max(done, 0)
+            if done < 0:
+                return total
+
+    def run_once(self) -> int:
+        """One round: the number of events indexed, or -1 when there was nothing to do."""
+        chain_id = self.chain_id
+        with self.db.begin() as session:
+            cursor = session.get(IndexCursor, chain_id)
+            cursor_at = (cursor.block_number, cursor.block_hash) if cursor else None
+        if cursor_at is not None and not self._canonical(*cursor_at):
+            self._roll_back(chain_id, cursor_at[0])
+            return 0
+        start = cursor_at[0] + 1 if cursor_at else self.start_block
+        target = self.chain.block_number() - self.confirmations
+        if start > target:
+            return -1
+        end = min(target, start + self.batch_blocks - 1)
+        fetched = self._fetch(start, end, cursor_at[1] if cursor_at else None)
+        if fetched is None:
+            return 0  # the chain moved under us: the next round sees the reorg
+        return self._apply(chain_id, cursor_at, fetched)
+
+    def reindex(self) -> int:
+        """Forget everything indexed on this chain and index it again from the start."""
+        chain_id = self.chain_id
+        with self.db.begin() as session:
+            for table in INDEX_TABLES:
+                session.execute(sa.delete(table).where(table.chain_id == chain_id))
+            session.execute(sa.delete(LedgerBalance).where(LedgerBalance.chain_id == chain_id))
+            session.execute(sa.delete(IndexCursor).where(IndexCursor.chain_id == chain_id))
+        return self.catch_up()
+
+    # -- reading the chain -------------------------------------------------------------------
+
+    def _canonical(self, number: int, block_hash: str) -> bool:
+        block = self.chain.batch([("eth_getBlockByNumber", [hex(number), False])])[0]
+        return block is not None and block["hash"].lower() == block_hash
+
+    def _fetch(self, start: int, end: int, parent_hash: str | None) -> _Range | None:
+        calls = [("eth_getBlockByNumber", [hex(n), True]) for n in range(start, end + 1)]
+        blocks = self.chain.batch(calls)
+        expected = parent_hash
+        for block in blocks:
+            if block is None or (expected is not None and block["parentHash"].lower() != expected):
+                return None
+            expected = block["hash"].lower()
+        logs: list[dict[str, Any]] = []
+        if self._watched:
+            spec = {"fromBlock": hex(start), "toBlock": hex(end), "address": list(self._watched)}
+            logs = self.chain.batch([("eth_getLogs", [spec])])[0]
+            hashes = {int(b["number"], 16): b["hash"].lower() for b in blocks}
+            for entry in logs:
+                if hashes.get(int(entry["blockNumber"], 16)) != entry["blockHash"].lower():
+                    return None
+        return _Range(blocks, logs)
+
+    # -- writing SQL -------------------------------------------------------------------------
+
+    def _apply(self, chain_id: int, cursor_at: tuple[int, str] | None, fetched: _Range) -> int:
+        blocks, transactions = [], []
+        timestamps: dict[int, int] = {}
+        for block in fetched.blocks:
+            number = int(block["number"], 16)
+            block_hash = block["hash"].lower()
+            timestamps[number] = int(block["timestamp"], 16)
+            blocks.append(
+                {
+                    "chain_id": chain_id,
+                    "number": number,
+                    "hash": block_hash,
+                    "parent_hash": block["parentHash"].lower(),
+                    "timestamp": timestamps[number],
+                    "tx_count": len(block["transactions"]),
+                    "gas_used": int(block["gasUsed"], 16),
+                }
+            )
+            for tx in block["transactions"]:
+                transactions.append(
+                    {
+                        "chain_id": chain_id,
+                        "hash": tx["hash"].lower(),
+                        "block_number": number,
+                        "block_hash": block_hash,
+                        "tx_index": int(tx["transactionIndex"], 16),
+                        "from_address": tx["from"].lower(),
+                        "to_address": tx["to"].lower() if tx.get("to") else None,
+                        "value": int(tx["value"], 16),
+                        "nonce": int(tx["nonce"], 16),
+                    }
+                )
+        events = []
+        for entry in fetched.logs:
+            address = entry["address"].lower()
+            topics = entry["topics"]
+            spec = self._specs.get(address, {}).get(topics[0].lower()) if topics else None
+            if spec is None:
+                continue  # an event we have no ABI for: not one of ours to interpret
+            number = int(entry["blockNumber"], 16)
+            events.append(
+                {
+                    "chain_id": chain_id,
+                    "block_number": number,
+                    "block_hash": entry["blockHash"].lower(),
+                    "tx_hash": entry["transactionHash"].lower(),
+                    "log_index": int(entry["logIndex"], 16),
+                    "address": address,
+                    "contract": self._watched[address].name,
+                    "event": spec.name,
+                    "args": spec.decode(topics, entry["data"]),
+                    "timestamp": timestamps[number],
+                }
+            )
+        last = blocks[-1]
+        with self.db.begin() as session:
+            now = session.execute(
+                sa.select(IndexCursor).where(IndexCursor.chain_id == chain_id).with_for_update()
+            ).scalar_one_or_none()
+            seen = (now.block_number, now.block_hash) if now else None
+            if seen != cursor_at:
+                return 0  # another indexer got here first
+            if blocks:
+                session.execute(sa.insert(LedgerBlock), blocks)
+            if transactions:
+                session.execute(sa.insert(LedgerTransaction), transactions)
+            if events:
+                rows = [{k: v for k, v in e.items() if k != "timestamp"} for e in events]
+                session.execute(sa.insert(LedgerEvent), rows)
+                for projection in self._projections:
+                    projection(session, chain_id, events)
+            if now is None:
+                session.add(
+                    IndexCursor(
+                        chain_id=chain_id, block_number=last["number"], block_hash=last["hash"]
+                    )
+                )
+            else:
+                now.block_number, now.block_hash = last["number"], last["hash"]
+        return len(events)
+
+    def _roll_back(self, chain_id: int, cursor_number: int) -> None:
+        ancestor = self._common_ancestor(chain_id, cursor_number)
+        log.warning("indexer: reorg on chain %s, rolling back to block %s", chain_id, ancestor)
+        with self.db.begin() as session:
+            touched = session.execute(
+                sa.select(
+                    LedgerTransfer.token, LedgerTransfer.from_address, LedgerTransfer.to_address
+                ).where(LedgerTransfer.chain_id == chain_id, LedgerTransfer.block_number > ancestor)
+            ).all()
+            for table in INDEX_TABLES:
+                number = table.number if table is LedgerBlock else table.block_number
+                session.execute(
+                    sa.delete(table).where(table.chain_id == chain_id, number > ancestor)
+                )
+            pairs = {(t, a) for t, f, r in touched for a in (f, r) if a != ZERO_ADDRESS}
+            _recompute_balances(session, chain_id, pairs)
+            cursor = session.get(IndexCursor, chain_id)
+            if ancestor < self.start_block:
+                session.delete(cursor)
+            else:
+                block = session.get(LedgerBlock, (chain_id, ancestor))
+                cursor.block_number, cursor.block_hash = ancestor, block.hash
+
+    def _common_ancestor(self, chain_id: int, below: int) -> int:
+        """The highest indexed block that is still canonical (``start_block - 1`` if none)."""
+        high = below
+        while high >= self.start_block:
+            low = max(self.start_block, high - _ANCESTOR_STEP + 1)
+            with self.db.begin() as session:
+                ours = dict(
+                    session.execute(
+                        sa.select(LedgerBlock.number, LedgerBlock.hash).where(
+                            LedgerBlock.chain_id == chain_id, LedgerBlock.number.between(low, high)
+                        )
+                    ).all()
+                )
+            calls = [("eth_getBlockByNumber", [hex(n), False]) for n in range(high, low - 1, -1)]
+            for number, block in zip(
+                range(high, low - 1, -1), self.chain.batch(calls), strict=True
+            ):
+                if block is not None and ours.get(number) == block["hash"].lower():
+                    return number
+            high = low - 1
+        return self.start_block - 1
+
+
+# -- projections -----------------------------------------------------------------------------
+
+
+def _project_transfers(session: Session, chain_id: int, events: list[dict[str, Any]]) -> None:
+    """ERC-20 ``Transfer`` events into transfers, mints, burns and running balances."""
+    rows = []
+    deltas: dict[tuple[str, str], int] = defaultdict(int)
+    for event in events:
+        if event["event"] != "Transfer":
+            continue
+        sender, receiver, value = (event["args"][k] for k in list(event["args"])[:3])
+        value = int(value)
+        kind = (
+            "mint" if sender == ZERO_ADDRESS else "burn" if receiver == ZERO_ADDRESS else "transfer"
+        )
+        rows.append(
+            {
+                "chain_id": chain_id,
+                "block_number": event["block_number"],
+                "block_hash": event["block_hash"],
+                "tx_hash": event["tx_hash"],
+                "log_index": event["log_index"],
+                "timestamp": event["timestamp"],
+                "token": event["address"],
+                "from_address": sender,
+                "to_address": receiver,
+                "value": value,
+                "kind": kind,
+            }
+        )
+        if sender != ZERO_ADDRESS:
+            deltas[(event["address"], sender)] -= value
+        if receiver != ZERO_ADDRESS:
+            deltas[(event["address"], receiver)] += value
+    if not rows:
+        return
+    session.execute(sa.insert(LedgerTransfer), rows)
+    current = _balances(session, chain_id, deltas)
+    _store_balances(
+        session, chain_id, {pair: current.get(pair, 0) + delta for pair, delta in deltas.items()}
+    )
+
+
+def _balances(
+    session: Session, chain_id: int, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    by_token: dict[str, list[str]] = defaultdict(list)
+    for token, account in pairs:
+        by_token[token].append(account)
+    found: dict[tuple[str, str], int] = {}
+    for token, accounts in by_token.items():
+        for chunk in _chunks(accounts, 500):
+            result = session.execute(
+                sa.select(LedgerBalance.account, LedgerBalance.balance).where(
+                    LedgerBalance.chain_id == chain_id,
+                    LedgerBalance.token == token,
+                    LedgerBalance.account.in_(chunk),
+                )
+            )
+            found.update({(token, account): balance for account, balance in result})
+    return found
+
+
+def _store_balances(
+    session: Session, chain_id: int, balances: Mapping[tuple[str, str], int]
+) -> None:
+    if not balances:
+        return
+    insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
+    rows = [
+        {"chain_id": chain_id, "token": token, "account": account, "balance": balance}
+        for (token, account), balance in balances.items()
+    ]
+    statement = insert(LedgerBalance)
+    statement = statement.on_conflict_do_update(
+        index_elements=["chain_id", "token", "account"],
+        set_={"balance": statement.excluded.balance},
+    )
+    session.execute(statement, rows)
+
+
+def _recompute_balances(session: Session, chain_id: int, pairs: set[tuple[str, str]]) -> None:
+    """Balances of ``pairs`` summed again from the transfers that are left."""
+    balances = {}
+    for token, account in pairs:
+        t = LedgerTransfer
+        received = session.execute(
+            sa.select(t.value).where(
+                t.chain_id == chain_id, t.token == token, t.to_address == account
+            )
+        ).scalars()
+        sent = session.execute(
+            sa.select(t.value).where(
+                t.chain_id == chain_id, t.token == token, t.from_address == account
+            )
+        ).scalars()
+        balances[(token, account)] = sum(received) - sum(sent)
+    _store_balances(session, chain_id, balances)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

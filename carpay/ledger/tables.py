@@ -1,0 +1,147 @@
+"""The indexer's tables: what the chain says, copied into SQL for history, search and the explorer.
+
+Every row is derived from the chain and can be rebuilt from it (``carpay reindex``). Rows of a
+log are keyed by ``(chain_id, block_hash, tx_hash, log_index)``; every table carries the
+``block_number`` a reorg rolls back from. Addresses and hashes are lowercase ``0x`` hex.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from carpay.ledger.models import Base, Uint256, UtcDateTime, utcnow
+
+__all__ = [
+    "INDEX_TABLES",
+    "IndexCursor",
+    "LedgerBalance",
+    "LedgerBlock",
+    "LedgerEvent",
+    "LedgerTransaction",
+    "LedgerTransfer",
+]
+
+_Address = sa.String(42)
+_Hash = sa.String(66)
+
+
+class IndexCursor(Base):
+    """How far the indexer got on one chain: the last block whose effects are all in SQL."""
+
+    __tablename__ = "ledger_cursors"
+
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    block_number: Mapped[int] = mapped_column(sa.BigInteger)
+    block_hash: Mapped[str] = mapped_column(_Hash)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class LedgerBlock(Base):
+    """A block of the canonical chain, as the indexer saw it."""
+
+    __tablename__ = "ledger_blocks"
+
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    number: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(_Hash, index=True)
+    parent_hash: Mapped[str] = mapped_column(_Hash)
+    timestamp: Mapped[int] = mapped_column(sa.BigInteger)
+    tx_count: Mapped[int]
+    gas_used: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class LedgerTransaction(Base):
+    """A transaction of an indexed block."""
+
+    __tablename__ = "ledger_transactions"
+    __table_args__ = (
+        sa.Index("ix_ledger_transactions_from", "chain_id", "from_address", "block_number"),
+        sa.Index("ix_ledger_transactions_to", "chain_id", "to_address", "block_number"),
+        sa.Index("ix_ledger_transactions_block", "chain_id", "block_number", "tx_index"),
+    )
+
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(_Hash, primary_key=True)
+    block_number: Mapped[int] = mapped_column(sa.BigInteger)
+    block_hash: Mapped[str] = mapped_column(_Hash)
+    tx_index: Mapped[int]
+    from_address: Mapped[str] = mapped_column(_Address)
+    to_address: Mapped[str | None] = mapped_column(_Address)
+    value: Mapped[int] = mapped_column(Uint256)
+    nonce: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class LedgerEvent(Base):
+    """A decoded event of one of carpay's contracts; ``args`` holds its arguments by name.
+
+    Integers are kept as decimal strings and bytes as ``0x`` hex, so a JSON column holds
+    any uint256 exactly.
+    """
+
+    __tablename__ = "ledger_events"
+    __table_args__ = (
+        sa.UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        sa.Index("ix_ledger_events_block", "chain_id", "block_number"),
+        sa.Index("ix_ledger_events_name", "chain_id", "event", "id"),
+        sa.Index("ix_ledger_events_tx", "chain_id", "tx_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger)
+    block_number: Mapped[int] = mapped_column(sa.BigInteger)
+    block_hash: Mapped[str] = mapped_column(_Hash)
+    tx_hash: Mapped[str] = mapped_column(_Hash)
+    log_index: Mapped[int]
+    address: Mapped[str] = mapped_column(_Address)
+    contract: Mapped[str] = mapped_column(sa.String(100))
+    event: Mapped[str] = mapped_column(sa.String(100))
+    args: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
+class LedgerTransfer(Base):
+    """A movement of a currency token: ``kind`` is ``transfer``, ``mint`` or ``burn``."""
+
+    __tablename__ = "ledger_transfers"
+    __table_args__ = (
+        sa.UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        sa.Index("ix_ledger_transfers_from", "chain_id", "from_address", "id"),
+        sa.Index("ix_ledger_transfers_to", "chain_id", "to_address", "id"),
+        sa.Index("ix_ledger_transfers_token", "chain_id", "token", "id"),
+        sa.Index("ix_ledger_transfers_block", "chain_id", "block_number"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger)
+    block_number: Mapped[int] = mapped_column(sa.BigInteger)
+    block_hash: Mapped[str] = mapped_column(_Hash)
+    tx_hash: Mapped[str] = mapped_column(_Hash)
+    log_index: Mapped[int]
+    timestamp: Mapped[int] = mapped_column(sa.BigInteger)
+    token: Mapped[str] = mapped_column(_Address)
+    from_address: Mapped[str] = mapped_column(_Address)
+    to_address: Mapped[str] = mapped_column(_Address)
+    value: Mapped[int] = mapped_column(Uint256)
+    kind: Mapped[str] = mapped_column(sa.String(8))
+
+
+class LedgerBalance(Base):
+    """An account's balance of one token, the sum of its indexed transfers."""
+
+    __tablename__ = "ledger_balances"
+
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    token: Mapped[str] = mapped_column(_Address, primary_key=True)
+    account: Mapped[str] = mapped_column(_Address, primary_key=True)
+    balance: Mapped[int] = mapped_column(Uint256)
+
+
+#: Every table the indexer writes, children first: what a rollback or a reindex clears.
+INDEX_TABLES = (LedgerTransfer, LedgerEvent, LedgerTransaction, LedgerBlock)
