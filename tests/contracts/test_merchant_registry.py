@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contracts.checkout_fixtures import CATEGORIES, ZERO, accounts, chain, events, reverts
-
-__all__ = ["accounts", "chain"]
+from tests.contracts.checkout_fixtures import CATEGORIES, ZERO, events, reverts
 
 
 @pytest.fixture
