@@ -14,11 +14,14 @@ __all__ = [
     "IdempotencyKeyRequired",
     "IdempotencyKeyReused",
     "InsufficientFunds",
+    "InternalError",
+    "MethodNotAllowed",
     "NodeError",
     "NonceTooLow",
     "NotAuthorized",
     "NotFound",
     "RateLimited",
+    "ServiceUnavailable",
     "TransactionRejected",
     "TransactionReverted",
     "TransactionTimeout",
@@ -216,3 +219,24 @@ class WebhookSignatureInvalid(CarpayError):
 
     code = "webhook-signature-invalid"
     status = 400
+
+
+class MethodNotAllowed(CarpayError):
+    """This resource does not support that HTTP method."""
+
+    code = "method-not-allowed"
+    status = 405
+
+
+class ServiceUnavailable(CarpayError):
+    """This part of the platform is not available right now."""
+
+    code = "service-unavailable"
+    status = 503
+
+
+class InternalError(CarpayError):
+    """Something went wrong on our side; it has been logged."""
+
+    code = "internal-error"
+    status = 500

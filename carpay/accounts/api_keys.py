@@ -104,9 +104,10 @@ class ApiKeys:
         session.flush()
         return NewApiKey(key, secret)
 
-    def get(self, session: Session, key_id: int) -> ApiKey:
+    def get(self, session: Session, key_id: int, *, owner: str | None = None) -> ApiKey:
+        """One key; :class:`NotFound` if it does not exist or is not ``owner``'s (if given)."""
         key = session.get(ApiKey, key_id)
-        if key is None:
+        if key is None or (owner is not None and key.owner != owner):
             raise NotFound(f"no API key {key_id}")
         return key
 
@@ -124,9 +125,9 @@ class ApiKeys:
             stmt = stmt.where(ApiKey.owner == owner)
         return paginate(session, stmt, ApiKey.id, limit=limit, after=after)
 
-    def revoke(self, session: Session, key_id: int) -> ApiKey:
+    def revoke(self, session: Session, key_id: int, *, owner: str | None = None) -> ApiKey:
         """Revoke a key for good; revoking twice keeps the first time."""
-        key = self.get(session, key_id)
+        key = self.get(session, key_id, owner=owner)
         if key.revoked_at is None:
             key.revoked_at = self._clock()
         return key

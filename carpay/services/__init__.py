@@ -10,6 +10,7 @@ from carpay.services.webhooks import (
     sign,
     verify_signature,
 )
+from carpay.services.workers import start_workers
 
 __all__ = [
     "Claim",
@@ -22,5 +23,6 @@ __all__ = [
     "Webhooks",
     "intent_view",
     "sign",
+    "start_workers",
     "verify_signature",
 ]

@@ -1,0 +1,129 @@
+"""The API application: :func:`create_app` wires the services into FastAPI routers under /v1."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import FastAPI
+
+from carpay.accounts.api_keys import ApiKeys
+from carpay.accounts.platform import relayer_account
+from carpay.api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
+from carpay.api.security import RateLimiter
+from carpay.chain import Chain
+from carpay.ledger.db import Database
+from carpay.ledger.models import utcnow
+from carpay.services.idempotency import IdempotencyKeys
+from carpay.services.outbox import Outbox
+from carpay.services.transfers import Transfers
+from carpay.services.webhooks import Webhooks
+from carpay.settings import Settings
+
+__all__ = ["Platform", "create_app"]
+
+DESCRIPTION = """\
+Payments for the automotive world on an EVM ledger.
+
+Authenticate with an API key: `Authorization: Bearer cpk_...`. Every request that moves
+money needs an `Idempotency-Key` header: repeating it with the same body returns the first
+answer without doing anything twice. Errors are RFC 9457 problem details
+(`application/problem+json`) whose `type` names a stable code. Lists are newest first and
+paged with `limit` and `after` (the previous page's `next_after`).
+"""
+
+
+@dataclass
+class Platform:
+    """The services the routers call, built once per application."""
+
+    db: Database
+    chain: Chain | None
+    settings: Settings
+    clock: Callable[[], datetime]
+    api_keys: ApiKeys
+    webhooks: Webhooks
+    outbox: Outbox
+    transfers: Transfers
+    idempotency: IdempotencyKeys
+    limiter: RateLimiter
+
+
+def create_app(
+    db: Database,
+    chain: Chain | None,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    monotonic: Callable[[], float] = time.monotonic,
+    relayer_address: str | None = None,
+) -> FastAPI:
+    """The carpay API on ``db``, sending through ``chain`` (None: no node; /rpc answers 503).
+
+    Transfers are written to the outbox as sent by ``relayer_address`` (default: the
+    settings' relayer account), for whichever relayer runs beside (see
+    :func:`carpay.services.workers.start_workers`). ``clock`` gives the time of records,
+    ``monotonic`` the time of rate limits.
+    """
+    from carpay.api.routes import api_keys, outbox, rpc, transfers, webhooks
+
+    sender = relayer_address or relayer_account(settings).address
+    chain_id: int | Callable[[], int] = (lambda: chain.chain_id) if chain else settings.chain_id
+    box = Outbox(sender=sender, chain_id=chain_id, clock=clock)
+    platform = Platform(
+        db=db,
+        chain=chain,
+        settings=settings,
+        clock=clock,
+        api_keys=ApiKeys(clock=clock),
+        webhooks=Webhooks(clock=clock),
+        outbox=box,
+        transfers=Transfers(box),
+        idempotency=IdempotencyKeys(db, clock=clock),
+        limiter=RateLimiter(settings.rate_limit, settings.rate_burst, monotonic),
+    )
+    app = FastAPI(
+        title="carpay",
+        version="1",
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    install_problem_handlers(app)
+    for module in (transfers, outbox, webhooks, api_keys):
+        app.include_router(module.router, prefix="/v1")
+    app.include_router(rpc.router)
+    _publish_problem_schema(app)
+    return app
+
+
+def _publish_problem_schema(app: FastAPI) -> None:
+    """Add the Problem schema the problem responses refer to, and drop FastAPI's own 422."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in problem.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components["Problem"] = problem
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    response = operation.get("responses", {}).get("422")
+                    if response is not None:
+                        response["description"] = "The request is invalid"
+                        response["content"] = {
+                            PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,27 @@
+"""What the routers share: the platform's services, id and paging parameters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Path, Query, Request
+
+from carpay.ledger.pagination import MAX_PAGE_SIZE
+
+if TYPE_CHECKING:
+    from carpay.api.app import Platform
+
+__all__ = ["MAX_ID", "After", "Id", "Limit", "platform"]
+
+#: The largest id a path may name: ids are 64-bit signed integers in the database.
+MAX_ID = 2**63 - 1
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="page size")]
+After = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="the `next_after` of the previous page")
+]
+
+
+def platform(request: Request) -> Platform:
+    return request.app.state.platform
