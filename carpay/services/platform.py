@@ -1,0 +1,154 @@
+"""Bring the platform's contracts onto a chain, once, and give a development network demo data.
+
+:func:`deploy_platform` deploys what is missing (a merchant registry, the checkout, one
+currency token per currency) and wires them together: checkout is a settler of every token,
+the bank gateway a minter. It is idempotent: a deployment recorded for this chain (see
+:meth:`carpay.chain.Chain.deployment`) is reused, so it runs on every start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from eth_account.signers.local import LocalAccount
+
+from carpay.chain import Chain, contract
+from carpay.errors import DeploymentNotFound
+from carpay.ledger.indexer import Watched
+
+__all__ = [
+    "CATEGORIES",
+    "CURRENCIES",
+    "DEMO_BALANCE",
+    "Currency",
+    "Platform",
+    "deploy_platform",
+    "seed_demo",
+]
+
+#: Merchant categories, by their number in ``merchant_registry``.
+CATEGORIES = (
+    "dealer",
+    "insurer",
+    "fuel",
+    "ev_charging",
+    "repair",
+    "parking",
+    "toll",
+    "authority",
+    "other",
+)
+#: What every development account holds of each currency with ``--demo``: 10,000.00.
+DEMO_BALANCE = 10_000 * 10**6
+#: What the bank gateway may mint before the master minter raises its allowance.
+GATEWAY_ALLOWANCE = 10**9 * 10**6
+
+
+@dataclass(frozen=True)
+class Currency:
+    """A fiat currency the platform issues a token for."""
+
+    code: str
+    name: str
+    symbol: str
+
+
+CURRENCIES = (
+    Currency("EUR", "Carpay Euro", "cEUR"),
+    Currency("USD", "Carpay US Dollar", "cUSD"),
+)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where the platform's contracts are on one chain."""
+
+    registry: str
+    checkout: str
+    tokens: dict[str, str] = field(default_factory=dict)  # currency code -> address
+
+    def watched(self) -> list[Watched]:
+        """The contracts the indexer follows."""
+        items = [
+            Watched(self.registry, "merchant_registry", contract("merchant_registry").abi),
+            Watched(self.checkout, "checkout", contract("checkout").abi),
+        ]
+        token_abi = contract("currency_token").abi
+        items += [Watched(a, f"currency_token:{c}", token_abi) for c, a in self.tokens.items()]
+        return items
+
+
+def _deployed(chain: Chain, name: str) -> str | None:
+    try:
+        return chain.deployment(name).address
+    except DeploymentNotFound:
+        return None
+
+
+def deploy_platform(
+    chain: Chain,
+    owner: LocalAccount,
+    *,
+    treasury: str,
+    gateway: str | None = None,
+    currencies: Sequence[Currency] = CURRENCIES,
+) -> Platform:
+    """The platform on ``chain``, deploying what is not there yet, owned by ``owner``.
+
+    ``treasury`` receives the fees; ``gateway`` (default: ``owner``) is the bank gateway's
+    minter address.
+    """
+    registry = _deployed(chain, "merchant_registry") or chain.deploy(
+        "merchant_registry", treasury, sender=owner
+    )
+    checkout = _deployed(chain, "checkout") or chain.deploy("checkout", registry, sender=owner)
+    tokens = {}
+    for currency in currencies:
+        name = f"currency_token:{currency.code}"
+        address = _deployed(chain, name)
+        if address is None:
+            address = chain.deploy(
+                "currency_token",
+                currency.name,
+                currency.symbol,
+                currency.code,
+                "1",
+                sender=owner,
+                name=name,
+            )
+            token = chain.contract("currency_token", address)
+            chain.transact(owner, token.functions.configureSettler(checkout, True))
+            chain.transact(
+                owner, token.functions.configureMinter(gateway or owner.address, GATEWAY_ALLOWANCE)
+            )
+        tokens[currency.code] = address
+    return Platform(registry, checkout, tokens)
+
+
+def seed_demo(
+    chain: Chain,
+    platform: Platform,
+    owner: LocalAccount,
+    *,
+    holders: Iterable[str],
+    merchants: Sequence[LocalAccount],
+    fee_bps: int = 150,
+) -> None:
+    """Demo data: every holder gets :data:`DEMO_BALANCE` of every currency, and one merchant
+    of each category is registered (``merchants[i]`` for ``CATEGORIES[i]``, paid out to
+    itself). Runs once: a chain that already has the first merchant is left as it is.
+    """
+    registry = chain.contract("merchant_registry", platform.registry)
+    if registry.functions.isRegistered(merchants[0].address).call():
+        return
+    holders = list(holders)
+    for address in platform.tokens.values():
+        token = chain.contract("currency_token", address)
+        for holder in holders:
+            chain.transact(owner, token.functions.mint(holder, DEMO_BALANCE))
+    for category, merchant in enumerate(merchants[: len(CATEGORIES)]):
+        register = registry.functions.registerMerchant(
+            merchant.address, category, merchant.address, fee_bps
+        )
+        chain.transact(owner, register)
