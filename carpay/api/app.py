@@ -22,7 +22,7 @@ from carpay.services.transfers import Transfers
 from carpay.services.webhooks import Webhooks
 from carpay.settings import Settings
 
-__all__ = ["Platform", "create_app"]
+__all__ = ["ApiServices", "create_app"]
 
 DESCRIPTION = """\
 Payments for the automotive world on an EVM ledger.
@@ -36,7 +36,7 @@ paged with `limit` and `after` (the previous page's `next_after`).
 
 
 @dataclass
-class Platform:
+class ApiServices:
     """The services the routers call, built once per application."""
 
     db: Database
@@ -72,7 +72,7 @@ def create_app(
     sender = relayer_address or relayer_account(settings).address
     chain_id: int | Callable[[], int] = (lambda: chain.chain_id) if chain else settings.chain_id
     box = Outbox(sender=sender, chain_id=chain_id, clock=clock)
-    platform = Platform(
+    platform = ApiServices(
         db=db,
         chain=chain,
         settings=settings,

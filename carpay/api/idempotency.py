@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -35,9 +34,12 @@ def idempotent(
     body: BaseModel,
     run: Callable[[Session], Any],
     *,
+    model: type[BaseModel],
     status: int = 201,
 ) -> Response:
     """Run ``run(session)`` once per ``key`` of the caller; repeats get the first answer.
+
+    The result is rendered as ``model``, exactly as the route's other answers are.
 
     The answer is stored in the transaction of ``run``'s effects, so both commit or neither.
     A request that fails gives its key up: the caller may retry it.
@@ -61,7 +63,7 @@ def idempotent(
         )
     try:
         with platform.db.begin() as session:
-            text = json.dumps(jsonable_encoder(run(session)), separators=(",", ":"))
+            text = model.model_validate(run(session)).model_dump_json()
             platform.idempotency.complete(session, claimed, status, text)
     except BaseException:
         platform.idempotency.release(claimed)

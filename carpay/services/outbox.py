@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, is_checksum_address, to_checksum_address
 from sqlalchemy.orm import Session
 
 from carpay.errors import NotFound, ValidationFailed
@@ -31,6 +31,14 @@ def checksum(address: str, field: str) -> str:
     if not isinstance(address, str) or not is_address(address):
         raise ValidationFailed(
             f"{field} is not an address", errors=[{"loc": [field], "msg": "not an address"}]
+        )
+    # Mixed case is an EIP-55 checksum, there to catch a mistyped address: check it (newer
+    # eth-utils' is_address no longer does).
+    hex_part = address[2:] if address[:2].lower() == "0x" else address
+    mixed = hex_part not in (hex_part.lower(), hex_part.upper())
+    if mixed and not is_checksum_address(address):
+        raise ValidationFailed(
+            f"{field} fails its EIP-55 checksum", errors=[{"loc": [field], "msg": "bad checksum"}]
         )
     return to_checksum_address(address)
 

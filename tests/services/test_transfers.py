@@ -41,6 +41,7 @@ def test_token_transfer_calls_the_token(database, transfers):
         ({"to": TO, "amount_minor": 0}, "amount_minor"),
         ({"to": TO, "amount_minor": 2**256}, "amount_minor"),
         ({"to": TO, "amount_minor": 1, "token": "nope"}, "token"),
+        ({"to": "0x" + "ab" * 19 + "aB", "amount_minor": 1}, "to"),  # a wrong EIP-55 checksum
     ],
 )
 def test_invalid_transfers_are_refused(database, transfers, kw, field):

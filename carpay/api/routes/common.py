@@ -9,7 +9,7 @@ from fastapi import Path, Query, Request
 from carpay.ledger.pagination import MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
-    from carpay.api.app import Platform
+    from carpay.api.app import ApiServices
 
 __all__ = ["MAX_ID", "After", "Id", "Limit", "platform"]
 
@@ -23,5 +23,5 @@ After = Annotated[
 ]
 
 
-def platform(request: Request) -> Platform:
+def platform(request: Request) -> ApiServices:
     return request.app.state.platform

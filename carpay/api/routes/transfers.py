@@ -54,6 +54,7 @@ def create_transfer(
                 reference=idempotency_key,
             )
         ),
+        model=TransferOut,
     )
 
 
