@@ -14,8 +14,12 @@ from carpay.settings import Settings
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="carpay: payments for the automotive world on an EVM ledger.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="carpay: payments for the automotive world on an EVM ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 @app.command()
@@ -77,14 +81,46 @@ def _serve(n) -> None:
 @app.command()
 def up(
     data_dir: Annotated[Path | None, typer.Option(help="where carpay keeps its data")] = None,
-    port: Annotated[int | None, typer.Option(help="API and web port")] = None,
-    node_port: Annotated[int | None, typer.Option(help="JSON-RPC port of the node")] = None,
+    port: Annotated[int | None, typer.Option(help="API and web port (default 8000)")] = None,
+    node_port: Annotated[
+        int | None, typer.Option(help="JSON-RPC port of the node (default 8545)")
+    ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="add demo data")] = False,
 ) -> None:
-    """Run the platform on the embedded defaults (for now: the embedded node)."""
-    s = Settings()
-    node(data_dir=(data_dir or s.data_dir) / "chain", host=None, port=node_port,
-         chain_id=None, block_time=None, mnemonic=None, production=False)
+    """Run everything on the embedded defaults: node, indexer, relayer, API and web."""
+    from carpay import runtime
+
+    s = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    runtime.up(s, port=port, node_port=node_port, demo=demo, announce=typer.echo)
+
+
+@app.command()
+def serve(
+    rpc: Annotated[str | None, typer.Option(help="JSON-RPC URL of the network")] = None,
+    database: Annotated[str | None, typer.Option(help="database URL (SQLAlchemy)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="where carpay keeps its state")] = None,
+    port: Annotated[int | None, typer.Option(help="API and web port (default 8000)")] = None,
+) -> None:
+    """Run indexer, relayer, webhooks and API against an existing network and database."""
+    from carpay import runtime
+
+    given = {"rpc_url": rpc, "database_url": database, "data_dir": data_dir}
+    s = Settings(**{k: v for k, v in given.items() if v is not None})
+    runtime.serve(s, port=port, announce=typer.echo)
+
+
+@app.command()
+def reindex(
+    data_dir: Annotated[Path | None, typer.Option(help="where carpay keeps its data")] = None,
+    rpc: Annotated[str | None, typer.Option(help="JSON-RPC URL of the network")] = None,
+    database: Annotated[str | None, typer.Option(help="database URL (SQLAlchemy)")] = None,
+) -> None:
+    """Rebuild the database's indexed tables from the chain."""
+    from carpay import runtime
+
+    given = {"rpc_url": rpc, "database_url": database, "data_dir": data_dir}
+    s = Settings(**{k: v for k, v in given.items() if v is not None})
+    typer.echo(f"carpay: reindexed {runtime.reindex(s)} events")
 
 
 def main() -> None:

@@ -1,0 +1,195 @@
+"""Running the platform: node, contracts, indexer, relayer, webhooks and API in one process.
+
+``carpay up`` runs :func:`up` (the embedded node and everything on top of it, with the
+contracts deployed on first start); ``carpay serve`` runs :func:`serve` against an existing
+network and database. Both stop cleanly on Ctrl-C and resume where they stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from carpay.accounts.platform import relayer_account
+from carpay.chain import Chain
+from carpay.errors import ChainError, ConfigError, DeploymentNotFound
+from carpay.ledger import Database, Indexer
+from carpay.services.platform import CURRENCIES, Platform, deploy_platform, seed_demo
+from carpay.settings import Settings
+
+__all__ = ["DevKeys", "reindex", "serve", "up"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DevKeys:
+    """The keys a development network runs with, all from the settings' mnemonic.
+
+    Account 0 owns the contracts (and is the bank gateway), 9 is the relayer, 10-18 are the
+    demo merchants (one per category) and 19 the treasury that collects fees.
+    """
+
+    owner: LocalAccount
+    treasury: LocalAccount
+    merchants: list[LocalAccount]
+
+    @classmethod
+    def from_mnemonic(cls, mnemonic: str) -> DevKeys:
+        Account.enable_unaudited_hdwallet_features()
+
+        def key(i: int) -> LocalAccount:
+            return Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}")
+
+        return cls(owner=key(0), treasury=key(19), merchants=[key(i) for i in range(10, 19)])
+
+
+def _recorded_platform(chain: Chain) -> Platform:
+    try:
+        return Platform(
+            registry=chain.deployment("merchant_registry").address,
+            checkout=chain.deployment("checkout").address,
+            tokens={
+                c.code: chain.deployment(f"currency_token:{c.code}").address for c in CURRENCIES
+            },
+        )
+    except DeploymentNotFound as exc:
+        raise ConfigError(
+            f"{exc.message}: the platform's contracts are not deployed on {chain.url} "
+            f"(recorded in {chain.state_dir}/deployments)"
+        ) from None
+
+
+def _run(
+    settings: Settings,
+    chain: Chain,
+    platform: Platform,
+    *,
+    port: int,
+    announce: Callable[[str], None],
+) -> None:
+    import uvicorn
+
+    from carpay.api.app import create_app
+    from carpay.services.workers import start_workers
+
+    db = Database.from_settings(settings)
+    db.upgrade()
+    stop = threading.Event()
+    indexer = Indexer(db, chain, platform.watched())
+    threads = [
+        threading.Thread(target=indexer.run, args=(stop,), name="carpay-indexer", daemon=True)
+    ]
+    threads[0].start()
+    threads += start_workers(db, chain, relayer_account(settings), stop)
+    app = create_app(db, chain, settings)
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    announce(f"carpay: API on http://{settings.api_host}:{port} (docs at /docs), database {db!r}")
+    try:
+        server.run()  # until Ctrl-C or SIGTERM
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        db.dispose()
+        announce("carpay: stopped")
+
+
+def up(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    node_port: int | None = None,
+    demo: bool = False,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """The whole platform on the embedded node, the contracts deployed on first start."""
+    from carpay.chain.node import Node
+
+    node = Node(
+        settings.chain_dir,
+        chain_id=settings.chain_id,
+        host=settings.node_host,
+        port=settings.node_port if node_port is None else node_port,
+        block_time=settings.block_time,
+        mnemonic=settings.mnemonic,
+    )
+    node.start()
+    try:
+        announce(f"carpay: node on {node.url} (chain {node.chain_id}, data in {node.data_dir})")
+        chain = Chain(node.url, state_dir=settings.data_dir)
+        keys = DevKeys.from_mnemonic(settings.mnemonic)
+        platform = deploy_platform(chain, keys.owner, treasury=keys.treasury.address)
+        for code, address in platform.tokens.items():
+            announce(f"carpay: currency token {code} at {address}")
+        announce(f"carpay: checkout at {platform.checkout}, merchants at {platform.registry}")
+        if demo:
+            holders = [a.address for a in node.accounts]
+            seed_demo(chain, platform, keys.owner, holders=holders, merchants=keys.merchants)
+            announce(
+                f"carpay: demo data: {len(holders)} development accounts hold 10,000.00 of "
+                f"each currency; one merchant of every category"
+            )
+        _run(
+            settings,
+            chain,
+            platform,
+            port=settings.api_port if port is None else port,
+            announce=announce,
+        )
+    finally:
+        node.stop()
+
+
+def serve(
+    settings: Settings, *, port: int | None = None, announce: Callable[[str], None] = print
+) -> None:
+    """Indexer, relayer, webhooks and API against ``settings.rpc_url`` and its database."""
+    if not settings.rpc_url:
+        raise ConfigError("carpay serve needs --rpc (or CARPAY_RPC_URL): the network to serve")
+    chain = Chain(settings.rpc_url, state_dir=settings.data_dir)
+    platform = _recorded_platform(chain)
+    _run(
+        settings,
+        chain,
+        platform,
+        port=settings.api_port if port is None else port,
+        announce=announce,
+    )
+
+
+def reindex(settings: Settings) -> int:
+    """Rebuild the indexed tables from the chain; the number of events indexed.
+
+    The chain is ``settings.rpc_url``; else the embedded node of ``carpay up`` if it runs,
+    else the embedded node's data directory opened here for the while.
+    """
+    node = None
+    chain = Chain(settings.node_url, state_dir=settings.data_dir)
+    if not settings.rpc_url:
+        try:
+            chain.block_number()
+        except ChainError:
+            from carpay.chain.node import Node
+
+            node = Node(
+                settings.chain_dir, chain_id=settings.chain_id, port=0, mnemonic=settings.mnemonic
+            ).start()
+            chain = Chain(node.url, state_dir=settings.data_dir)
+    db = Database.from_settings(settings)
+    try:
+        platform = _recorded_platform(chain)
+        db.upgrade()
+        return Indexer(db, chain, platform.watched()).reindex()
+    finally:
+        db.dispose()
+        if node is not None:
+            node.stop()

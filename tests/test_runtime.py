@@ -1,0 +1,162 @@
+"""Tests of carpay/runtime.py through the command line: `carpay up`, Ctrl-C, restart, reindex."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from carpay.chain import Chain
+from carpay.chain.node.node import dev_accounts
+from carpay.services.platform import DEMO_BALANCE
+from carpay.testing import free_port, wait_for_rpc
+
+DEV_ACCOUNT_3 = dev_accounts(count=4)[3].address
+
+
+class Up:
+    """`carpay up` in a child process, as a user runs it."""
+
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        self.data_dir = data_dir
+        self.port, self.node_port = free_port(), free_port()
+        cmd = [sys.executable, "-m", "carpay", "up", "--data-dir", str(data_dir)]
+        cmd += ["--port", str(self.port), "--node-port", str(self.node_port), *args]
+        self.log_path = data_dir.parent / f"up-{self.port}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"carpay up exited:\n{self.output}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/openapi.json").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"carpay up not ready in {timeout}s:\n{self.output}")
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(30)
+        finally:
+            self.log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _indexed_transfers(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "carpay.sqlite3") as db:
+        return db.execute("SELECT count(*) FROM ledger_transfers").fetchone()[0]
+
+
+def _wait_indexed(data_dir: Path, at_least: int, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while (count := _indexed_transfers(data_dir)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return count
+
+
+def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
+    data_dir = tmp_path / "carpay"
+    first = Up(data_dir, "--demo")
+    try:
+        first.wait_ready()
+        wait_for_rpc(f"http://127.0.0.1:{first.node_port}")
+        chain = Chain(f"http://127.0.0.1:{first.node_port}", state_dir=tmp_path / "client")
+        tokens = {
+            line.split()[3]: line.split()[-1]
+            for line in first.output.splitlines()
+            if line.startswith("carpay: currency token")
+        }
+        assert set(tokens) == {"EUR", "USD"}
+        for address in tokens.values():
+            token = chain.contract("currency_token", address)
+            assert token.functions.balanceOf(DEV_ACCOUNT_3).call() == DEMO_BALANCE
+        # 10 development accounts x 2 currencies minted, and indexed by the running indexer.
+        assert _wait_indexed(data_dir, 20) == 20
+    finally:
+        code = first.interrupt()
+        first.kill()
+    assert code == 0, first.output
+    assert "carpay: stopped" in first.output
+
+    second = Up(data_dir)
+    try:
+        second.wait_ready()
+        assert [line for line in second.output.splitlines() if "currency token" in line] == [
+            f"carpay: currency token {c} at {a}" for c, a in tokens.items()
+        ]
+    finally:
+        assert second.interrupt() == 0
+        second.kill()
+    assert _indexed_transfers(data_dir) == 20  # resumed: nothing counted twice
+
+
+def test_reindex_rebuilds_the_same_tables_from_the_chain(tmp_path):
+    data_dir = tmp_path / "carpay"
+    up = Up(data_dir, "--demo")
+    try:
+        up.wait_ready()
+        _wait_indexed(data_dir, 20)
+    finally:
+        assert up.interrupt() == 0
+        up.kill()
+    query = "SELECT chain_id, block_number, tx_hash, log_index, token, value FROM ledger_transfers"
+    with sqlite3.connect(data_dir / "carpay.sqlite3") as db:
+        before = sorted(db.execute(query).fetchall())
+
+    done = subprocess.run(
+        [sys.executable, "-m", "carpay", "reindex", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("carpay: reindexed ")
+    with sqlite3.connect(data_dir / "carpay.sqlite3") as db:
+        assert sorted(db.execute(query).fetchall()) == before
+    assert len(before) == 20
+
+
+def test_serve_without_a_network_is_one_clear_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "carpay", "serve", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "carpay: carpay serve needs --rpc (or CARPAY_RPC_URL): the network to serve"
+    ]
+
+
+@pytest.mark.parametrize("rpc", ["http://127.0.0.1:9"])
+def test_serve_against_an_unreachable_node_is_one_clear_line(tmp_path, rpc):
+    done = subprocess.run(
+        [sys.executable, "-m", "carpay", "serve", "--rpc", rpc, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("carpay: "), done.stderr
