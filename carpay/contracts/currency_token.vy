@@ -97,8 +97,9 @@ struct Payment:
     s: bytes32
 
 
-# @dev The most payments one `settlePayments` call takes.
-MAX_PAYMENTS: constant(uint256) = 256
+# @dev The most payments one `settlePayments` call takes. Every call pays
+# for the memory of this many, so it is no larger than a batch needs.
+MAX_PAYMENTS: constant(uint256) = 128
 
 
 # @dev The status `settlePayments` returns for each payment.
@@ -625,9 +626,18 @@ def settlePayments(
                 ),
             )
         )
-        if not self._is_valid_signature(payment.payer, digest, payment.v, payment.r, payment.s):
-            statuses.append(STATUS_BAD_SIGNATURE)
-            continue
+        # `_is_valid_signature`, with its ECDSA case inline: the internal call
+        # costs ~100 gas per payment.
+        if (
+            convert(payment.s, uint256) > _MALLEABILITY_THRESHOLD
+            or payment.payer == empty(address)
+            or ecrecover(digest, payment.v, payment.r, payment.s) != payment.payer
+        ):
+            if not self._is_valid_erc1271_signature(
+                payment.payer, digest, payment.v, payment.r, payment.s
+            ):
+                statuses.append(STATUS_BAD_SIGNATURE)
+                continue
         payer_word: uint256 = self._balance_words[payment.payer]
         if payer_word >= _BLOCKLIST_BIT:
             statuses.append(STATUS_BLOCKLISTED)
@@ -1022,11 +1032,29 @@ def _is_valid_signature(signer: address, digest: bytes32, v: uint8, r: bytes32, 
         recovered: address = ecrecover(digest, v, r, s)
         if recovered == signer and recovered != empty(address):
             return True
-    if signer.is_contract:
-        return signature_checker._is_valid_ERC1271_signature_now(
-            signer, digest, concat(r, s, convert(v, bytes1))
-        )
-    return False
+    return self._is_valid_erc1271_signature(signer, digest, v, r, s)
+
+
+@internal
+@view
+def _is_valid_erc1271_signature(
+    signer: address, digest: bytes32, v: uint8, r: bytes32, s: bytes32
+) -> bool:
+    """
+    @dev Whether `signer` has code and its ERC-1271 `isValidSignature`
+         accepts `r ‖ s ‖ v` as its signature of `digest`.
+    @param signer The 20-byte address of the expected signer.
+    @param digest The 32-byte EIP-712 digest.
+    @param v The secp256k1 1-byte signature parameter `v`.
+    @param r The secp256k1 32-byte signature parameter `r`.
+    @param s The secp256k1 32-byte signature parameter `s`.
+    @return bool Whether the signature is valid.
+    """
+    if not signer.is_contract:
+        return False
+    return signature_checker._is_valid_ERC1271_signature_now(
+        signer, digest, concat(r, s, convert(v, bytes1))
+    )
 
 
 @internal

