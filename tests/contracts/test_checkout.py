@@ -43,7 +43,7 @@ def split(gross: int, bps: int = 250) -> tuple[int, int]:
 def test_deploy_and_views(w):
     c = w.checkout.functions
     assert c.registry().call() == w.registry.address
-    assert c.MAX_BATCH().call() == 256
+    assert c.MAX_BATCH().call() == 128
     assert c.INVOICE_TYPEHASH().call() == keccak(
         b"Invoice(address merchant,uint256 amount,address token,bytes32 invoiceId,"
         b"uint256 expiry,address payer)"
