@@ -13,28 +13,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from carpay.chain import Chain
 from carpay.errors import ChainError
 from carpay.ledger.db import Database
+from carpay.ledger.projections import PROJECTIONS, Projection, rebuild_state
 from carpay.ledger.tables import (
     INDEX_TABLES,
     IndexCursor,
     LedgerBalance,
     LedgerBlock,
     LedgerEvent,
+    LedgerMerchant,
     LedgerTransaction,
-    LedgerTransfer,
 )
 
 __all__ = ["Indexer", "Watched"]
@@ -123,11 +121,6 @@ class _Range:
     logs: list[dict[str, Any]]
 
 
-#: A projection turns decoded events into rows of its own tables, inside the round's
-#: transaction: ``(session, chain_id, events)``, each event a LedgerEvent row's values.
-Projection = Callable[[Session, int, list[dict[str, Any]]], None]
-
-
 class Indexer:
     """Follows ``watched`` contracts on ``chain`` into ``db``.
 
@@ -152,7 +145,7 @@ class Indexer:
         self.start_block = start_block
         self._watched: dict[str, Watched] = {}
         self._specs: dict[str, dict[str, _EventSpec]] = {}
-        self._projections: list[Projection] = [_project_transfers]
+        self._projections: list[Projection] = list(PROJECTIONS)
         for contract in watched:
             self.watch(contract)
 
@@ -218,6 +211,7 @@ class Indexer:
             for table in INDEX_TABLES:
                 session.execute(sa.delete(table).where(table.chain_id == chain_id))
             session.execute(sa.delete(LedgerBalance).where(LedgerBalance.chain_id == chain_id))
+            session.execute(sa.delete(LedgerMerchant).where(LedgerMerchant.chain_id == chain_id))
             session.execute(sa.delete(IndexCursor).where(IndexCursor.chain_id == chain_id))
         return self.catch_up()
 
@@ -332,18 +326,7 @@ class Indexer:
         ancestor = self._common_ancestor(chain_id, cursor_number)
         log.warning("indexer: reorg on chain %s, rolling back to block %s", chain_id, ancestor)
         with self.db.begin() as session:
-            touched = session.execute(
-                sa.select(
-                    LedgerTransfer.token, LedgerTransfer.from_address, LedgerTransfer.to_address
-                ).where(LedgerTransfer.chain_id == chain_id, LedgerTransfer.block_number > ancestor)
-            ).all()
-            for table in INDEX_TABLES:
-                number = table.number if table is LedgerBlock else table.block_number
-                session.execute(
-                    sa.delete(table).where(table.chain_id == chain_id, number > ancestor)
-                )
-            pairs = {(t, a) for t, f, r in touched for a in (f, r) if a != ZERO_ADDRESS}
-            _recompute_balances(session, chain_id, pairs)
+            rebuild_state(session, chain_id, above=ancestor)
             cursor = session.get(IndexCursor, chain_id)
             if ancestor < self.start_block:
                 session.delete(cursor)
@@ -372,108 +355,3 @@ class Indexer:
                     return number
             high = low - 1
         return self.start_block - 1
-
-
-# -- projections -----------------------------------------------------------------------------
-
-
-def _project_transfers(session: Session, chain_id: int, events: list[dict[str, Any]]) -> None:
-    """ERC-20 ``Transfer`` events into transfers, mints, burns and running balances."""
-    rows = []
-    deltas: dict[tuple[str, str], int] = defaultdict(int)
-    for event in events:
-        if event["event"] != "Transfer":
-            continue
-        sender, receiver, value = (event["args"][k] for k in list(event["args"])[:3])
-        value = int(value)
-        kind = (
-            "mint" if sender == ZERO_ADDRESS else "burn" if receiver == ZERO_ADDRESS else "transfer"
-        )
-        rows.append(
-            {
-                "chain_id": chain_id,
-                "block_number": event["block_number"],
-                "block_hash": event["block_hash"],
-                "tx_hash": event["tx_hash"],
-                "log_index": event["log_index"],
-                "timestamp": event["timestamp"],
-                "token": event["address"],
-                "from_address": sender,
-                "to_address": receiver,
-                "value": value,
-                "kind": kind,
-            }
-        )
-        if sender != ZERO_ADDRESS:
-            deltas[(event["address"], sender)] -= value
-        if receiver != ZERO_ADDRESS:
-            deltas[(event["address"], receiver)] += value
-    if not rows:
-        return
-    session.execute(sa.insert(LedgerTransfer), rows)
-    current = _balances(session, chain_id, deltas)
-    _store_balances(
-        session, chain_id, {pair: current.get(pair, 0) + delta for pair, delta in deltas.items()}
-    )
-
-
-def _balances(
-    session: Session, chain_id: int, pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
-    by_token: dict[str, list[str]] = defaultdict(list)
-    for token, account in pairs:
-        by_token[token].append(account)
-    found: dict[tuple[str, str], int] = {}
-    for token, accounts in by_token.items():
-        for chunk in _chunks(accounts, 500):
-            result = session.execute(
-                sa.select(LedgerBalance.account, LedgerBalance.balance).where(
-                    LedgerBalance.chain_id == chain_id,
-                    LedgerBalance.token == token,
-                    LedgerBalance.account.in_(chunk),
-                )
-            )
-            found.update({(token, account): balance for account, balance in result})
-    return found
-
-
-def _store_balances(
-    session: Session, chain_id: int, balances: Mapping[tuple[str, str], int]
-) -> None:
-    if not balances:
-        return
-    insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
-    rows = [
-        {"chain_id": chain_id, "token": token, "account": account, "balance": balance}
-        for (token, account), balance in balances.items()
-    ]
-    statement = insert(LedgerBalance)
-    statement = statement.on_conflict_do_update(
-        index_elements=["chain_id", "token", "account"],
-        set_={"balance": statement.excluded.balance},
-    )
-    session.execute(statement, rows)
-
-
-def _recompute_balances(session: Session, chain_id: int, pairs: set[tuple[str, str]]) -> None:
-    """Balances of ``pairs`` summed again from the transfers that are left."""
-    balances = {}
-    for token, account in pairs:
-        t = LedgerTransfer
-        received = session.execute(
-            sa.select(t.value).where(
-                t.chain_id == chain_id, t.token == token, t.to_address == account
-            )
-        ).scalars()
-        sent = session.execute(
-            sa.select(t.value).where(
-                t.chain_id == chain_id, t.token == token, t.from_address == account
-            )
-        ).scalars()
-        balances[(token, account)] = sum(received) - sum(sent)
-    _store_balances(session, chain_id, balances)
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

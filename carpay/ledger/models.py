@@ -243,9 +243,7 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    event_seq: Mapped[int] = mapped_column(
-        sa.ForeignKey("webhook_events.seq", ondelete="CASCADE")
-    )
+    event_seq: Mapped[int] = mapped_column(sa.ForeignKey("webhook_events.seq", ondelete="CASCADE"))
     subscription_id: Mapped[int] = mapped_column(
         sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True
     )

@@ -17,6 +17,11 @@ from carpay.ledger.models import Base, Uint256, UtcDateTime, utcnow
 
 __all__ = [
     "INDEX_TABLES",
+    "STATE_TABLES",
+    "LedgerHoldMovement",
+    "LedgerMerchant",
+    "LedgerPayment",
+    "LedgerRefund",
     "IndexCursor",
     "LedgerBalance",
     "LedgerBlock",
@@ -143,5 +148,117 @@ class LedgerBalance(Base):
     balance: Mapped[int] = mapped_column(Uint256)
 
 
-#: Every table the indexer writes, children first: what a rollback or a reindex clears.
-INDEX_TABLES = (LedgerTransfer, LedgerEvent, LedgerTransaction, LedgerBlock)
+class _LogRow:
+    """The columns of a row that one log produced, and what locates it on the chain."""
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger)
+    block_number: Mapped[int] = mapped_column(sa.BigInteger)
+    block_hash: Mapped[str] = mapped_column(_Hash)
+    tx_hash: Mapped[str] = mapped_column(_Hash)
+    log_index: Mapped[int]
+    timestamp: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class LedgerPayment(_LogRow, Base):
+    """Money a merchant received through checkout: a paid invoice or a captured hold.
+
+    ``kind`` is ``invoice`` (``reference`` is the invoice id) or ``capture`` (the hold id).
+    """
+
+    __tablename__ = "ledger_payments"
+    __table_args__ = (
+        sa.UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        sa.Index("ix_ledger_payments_merchant", "chain_id", "merchant", "timestamp"),
+        sa.Index("ix_ledger_payments_payer", "chain_id", "payer", "id"),
+        sa.Index("ix_ledger_payments_reference", "chain_id", "reference"),
+        sa.Index("ix_ledger_payments_block", "chain_id", "block_number"),
+    )
+
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    reference: Mapped[str] = mapped_column(_Hash)
+    payer: Mapped[str] = mapped_column(_Address)
+    merchant: Mapped[str] = mapped_column(_Address)
+    token: Mapped[str] = mapped_column(_Address)
+    gross: Mapped[int] = mapped_column(Uint256)
+    fee: Mapped[int] = mapped_column(Uint256)
+    net: Mapped[int] = mapped_column(Uint256)
+
+
+class LedgerRefund(_LogRow, Base):
+    """A refund of (part of) a paid invoice; ``refunded`` is the invoice's refunded total."""
+
+    __tablename__ = "ledger_refunds"
+    __table_args__ = (
+        sa.UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        sa.Index("ix_ledger_refunds_merchant", "chain_id", "merchant", "timestamp"),
+        sa.Index("ix_ledger_refunds_invoice", "chain_id", "invoice_id"),
+        sa.Index("ix_ledger_refunds_block", "chain_id", "block_number"),
+    )
+
+    invoice_id: Mapped[str] = mapped_column(_Hash)
+    payer: Mapped[str] = mapped_column(_Address)
+    merchant: Mapped[str] = mapped_column(_Address)
+    token: Mapped[str] = mapped_column(_Address)
+    amount: Mapped[int] = mapped_column(Uint256)
+    refunded: Mapped[int] = mapped_column(Uint256)
+
+
+class LedgerHoldMovement(_LogRow, Base):
+    """One step in a hold's life: ``placed``, ``captured``, ``voided`` or ``reclaimed``.
+
+    ``amount`` is what was held (placed), captured (captured) or given back (voided,
+    reclaimed); ``returned`` what a closing capture gave back; ``remaining`` what is still
+    held after the step.
+    """
+
+    __tablename__ = "ledger_hold_movements"
+    __table_args__ = (
+        sa.UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        sa.Index("ix_ledger_hold_movements_hold", "chain_id", "hold_id", "id"),
+        sa.Index("ix_ledger_hold_movements_payer", "chain_id", "payer", "id"),
+        sa.Index("ix_ledger_hold_movements_merchant", "chain_id", "merchant", "id"),
+        sa.Index("ix_ledger_hold_movements_block", "chain_id", "block_number"),
+    )
+
+    hold_id: Mapped[str] = mapped_column(_Hash)
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    payer: Mapped[str] = mapped_column(_Address)
+    merchant: Mapped[str] = mapped_column(_Address)
+    token: Mapped[str] = mapped_column(_Address)
+    amount: Mapped[int] = mapped_column(Uint256)
+    returned: Mapped[int] = mapped_column(Uint256)
+    remaining: Mapped[int] = mapped_column(Uint256)
+    deadline: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class LedgerMerchant(Base):
+    """A merchant as the registry's events left it (rebuilt from the events on a reorg)."""
+
+    __tablename__ = "ledger_merchants"
+
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    merchant: Mapped[str] = mapped_column(_Address, primary_key=True)
+    category: Mapped[int]
+    payout: Mapped[str] = mapped_column(_Address)
+    fee_bps: Mapped[int]
+    active: Mapped[bool]
+    registered_block: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_block: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+#: Every table whose rows come from one log or block, children first: what a rollback or a
+#: reindex clears above a block.
+INDEX_TABLES = (
+    LedgerPayment,
+    LedgerRefund,
+    LedgerHoldMovement,
+    LedgerTransfer,
+    LedgerEvent,
+    LedgerTransaction,
+    LedgerBlock,
+)
+#: Tables of current state, rebuilt from ``ledger_events`` after a rollback.
+STATE_TABLES = (LedgerBalance, LedgerMerchant)
