@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from carpay.errors import (
     BadRequest,
     CarpayError,
+    IdempotencyKeyRequired,
     InternalError,
     MethodNotAllowed,
     NotFound,
@@ -37,6 +38,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: The header every money-moving request must carry; a missing one has its own problem.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 #: Every problem ``type`` is this followed by the error's code; the page explains the code.
 PROBLEM_BASE = "https://carpay.dev/problems/"
 
@@ -146,6 +149,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
+        if ["header", IDEMPOTENCY_KEY_HEADER.lower()] in [
+            [str(p).lower() for p in e["loc"]] for e in exc.errors() if e.get("type") == "missing"
+        ]:
+            return problem_response(IdempotencyKeyRequired(), request.url.path)
         failed = ValidationFailed("the request is invalid", errors=errors)
         return problem_response(failed, request.url.path)
 

@@ -7,9 +7,11 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from carpay.accounts.api_keys import SCOPES
 from carpay.ledger.models import ApiKey, OutboxIntent, WebhookEvent, WebhookSubscription
 from carpay.ledger.pagination import MAX_PAGE_SIZE, Page
 from carpay.services.relayer import intent_view
+from carpay.services.webhooks import EVENT_TYPES
 
 __all__ = [
     "ApiKeyCreate",
@@ -28,6 +30,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: Text without NUL characters, which PostgreSQL cannot store.
+TEXT = r"^[^\x00]*$"
 Address = str
 _ADDRESS = {"pattern": "^0x[0-9a-fA-F]{40}$", "examples": ["0x" + "ab" * 20]}
 
@@ -98,8 +102,8 @@ class TransferOut(IntentOut):
 
 
 class ApiKeyCreate(_In):
-    name: str = Field(min_length=1, max_length=200)
-    scopes: list[str] = Field(min_length=1, examples=[["transfers:read", "transfers:write"]])
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT)
+    scopes: list[Scope] = Field(min_length=1, examples=[["transfers:read", "transfers:write"]])
 
 
 class ApiKeyOut(BaseModel):
@@ -133,16 +137,29 @@ class NewApiKeyOut(ApiKeyOut):
 # -- webhooks -----------------------------------------------------------------------------------
 
 
+#: An http(s) URL with a host name or address (no user info), in visible ASCII (anything else
+#: percent-encoded): where deliveries are POSTed.
+_URL = {
+    "max_length": 2000,
+    "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{1,5})?([/?#][!-~]*)?$",
+    "examples": ["https://merchant.example/hooks"],
+}
+EventType = Literal[tuple(sorted(EVENT_TYPES | {"*"}))]  # type: ignore[valid-type]
+Scope = Literal[tuple(sorted(SCOPES))]  # type: ignore[valid-type]
+
+
 class SubscriptionCreate(_In):
-    url: str = Field(min_length=1, max_length=2000, examples=["https://merchant.example/hooks"])
-    events: list[str] = Field(min_length=1, examples=[["transfer.succeeded", "transfer.failed"]])
-    description: str | None = Field(None, max_length=500)
+    url: str = Field(**_URL)
+    events: list[EventType] = Field(
+        min_length=1, examples=[["transfer.succeeded", "transfer.failed"]]
+    )
+    description: str | None = Field(None, max_length=500, pattern=TEXT)
 
 
 class SubscriptionUpdate(_In):
-    url: str | None = Field(None, min_length=1, max_length=2000)
-    events: list[str] | None = Field(None, min_length=1)
-    description: str | None = Field(None, max_length=500)
+    url: str | None = Field(None, **_URL)
+    events: list[EventType] | None = Field(None, min_length=1)
+    description: str | None = Field(None, max_length=500, pattern=TEXT)
     active: bool | None = None
 
 

@@ -41,7 +41,8 @@ def test_create_list_get_revoke(client, admin):
 @pytest.mark.parametrize(
     "body, loc",
     [
-        ({"name": "x", "scopes": ["root"]}, ["scopes"]),
+        ({"name": "x", "scopes": ["root"]}, ["body", "scopes", 0]),
+        ({"name": "nul\x00", "scopes": ["admin"]}, ["body", "name"]),  # PostgreSQL can't store
         ({"name": "x", "scopes": []}, ["body", "scopes"]),
         ({"name": "", "scopes": ["admin"]}, ["body", "name"]),
         ({"scopes": ["admin"]}, ["body", "name"]),

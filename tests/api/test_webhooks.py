@@ -62,8 +62,11 @@ def test_subscription_crud(client, writer):
 @pytest.mark.parametrize(
     "body, loc",
     [
-        ({"url": "ftp://merchant.example/x"}, ["url"]),
-        ({"events": ["no.such.event"]}, ["events"]),
+        ({"url": "ftp://merchant.example/x"}, ["body", "url"]),
+        ({"url": "https://user:pw@merchant.example/x"}, ["body", "url"]),
+        ({"url": "https://merchant.example/\u00e9"}, ["body", "url"]),
+        ({"events": ["no.such.event"]}, ["body", "events", 0]),
+        ({"description": "nul\x00"}, ["body", "description"]),
         ({"events": []}, ["body", "events"]),
         ({"url": ""}, ["body", "url"]),
         ({"surprise": 1}, ["body", "surprise"]),
@@ -122,6 +125,7 @@ def test_events_are_listed_filtered_fetched_and_replayed(client, database, write
     assert client.get("/v1/events/evt_2", headers=writer).json()["deliveries"] == []
     assert_problem(client.get("/v1/events/evt_3", headers=writer), 404, "not-found")
     assert_problem(client.get("/v1/events/evt_none", headers=writer), 404, "not-found")
+    assert_problem(client.get("/v1/events/evt%00", headers=writer), 422, "validation-failed")
 
     replayed = client.post("/v1/events/evt_1/replay", headers=writer)
     assert replayed.status_code == 202 and replayed.json()["deliveries"][0]["state"] == "pending"

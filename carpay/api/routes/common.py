@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_ID", "After", "Id", "Limit", "platform"]
 
-#: The largest id a path may name: ids are 64-bit signed integers in the database.
-MAX_ID = 2**63 - 1
+#: The largest id a path or cursor may name: ids are 32-bit signed integers in PostgreSQL.
+MAX_ID = 2**31 - 1
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="page size")]

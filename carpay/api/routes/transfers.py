@@ -28,14 +28,14 @@ def create_transfer(
     request: Request,
     principal: Annotated[Principal, Depends(requires("transfers:write"))],
     idempotency_key: Annotated[
-        str | None,
+        str,
         Header(
             alias="Idempotency-Key",
             min_length=1,
             max_length=255,
             description="Unique per request: a repeat with the same body gets the first answer",
         ),
-    ] = None,
+    ],
 ) -> Response:
     """Promise to send ``amount_minor`` to ``to``; the relayer sends it, exactly once."""
     transfers = platform(request).transfers

@@ -10,6 +10,7 @@ from carpay.accounts.api_keys import Principal
 from carpay.api.problems import problem_responses
 from carpay.api.routes.common import MAX_ID, After, Id, Limit, platform
 from carpay.api.schemas import (
+    TEXT,
     EventOut,
     List,
     NewSubscriptionOut,
@@ -24,7 +25,7 @@ router = APIRouter(responses=problem_responses(401, 403, 422, 429))
 
 Reader = Annotated[Principal, Depends(requires("webhooks:read"))]
 Writer = Annotated[Principal, Depends(requires("webhooks:write"))]
-EventId = Annotated[str, Path(min_length=1, max_length=100)]
+EventId = Annotated[str, Path(min_length=1, max_length=100, pattern=TEXT)]
 TAGS = ["webhooks"]
 
 
@@ -122,7 +123,9 @@ def delete_subscription(subscription_id: Id, request: Request, principal: Writer
 def list_events(
     request: Request,
     principal: Reader,
-    type: Annotated[str | None, Query(max_length=100, description="only this type")] = None,
+    type: Annotated[
+        str | None, Query(max_length=100, pattern=TEXT, description="only this type")
+    ] = None,
     limit: Limit = 50,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="the `next_after` of the previous page")
