@@ -20,7 +20,14 @@ __all__ = ["SCOPES", "ApiKeys", "NewApiKey", "Principal"]
 
 #: Every scope a key may hold. ``admin`` implies all the others.
 SCOPES = frozenset(
-    {"admin", "transfers:read", "transfers:write", "webhooks:read", "webhooks:write"}
+    {
+        "admin",
+        "ledger:read",
+        "transfers:read",
+        "transfers:write",
+        "webhooks:read",
+        "webhooks:write",
+    }
 )
 
 _TOKEN_PREFIX = "cpk"

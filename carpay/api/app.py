@@ -67,7 +67,7 @@ def create_app(
     :func:`carpay.services.workers.start_workers`). ``clock`` gives the time of records,
     ``monotonic`` the time of rate limits.
     """
-    from carpay.api.routes import api_keys, outbox, rpc, transfers, webhooks
+    from carpay.api.routes import api_keys, ledger, outbox, rpc, transfers, webhooks
 
     sender = relayer_address or relayer_account(settings).address
     chain_id: int | Callable[[], int] = (lambda: chain.chain_id) if chain else settings.chain_id
@@ -94,7 +94,7 @@ def create_app(
     )
     app.state.platform = platform
     install_problem_handlers(app)
-    for module in (transfers, outbox, webhooks, api_keys):
+    for module in (transfers, outbox, webhooks, api_keys, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)
     _publish_problem_schema(app)

@@ -16,19 +16,7 @@ from carpay.ledger.tables import (
     LedgerPayment,
     LedgerRefund,
 )
-from carpay.services.platform import deploy_platform
-
-INVOICE_TYPES = {
-    "Invoice": [
-        {"name": "merchant", "type": "address"},
-        {"name": "amount", "type": "uint256"},
-        {"name": "token", "type": "address"},
-        {"name": "invoiceId", "type": "bytes32"},
-        {"name": "expiry", "type": "uint256"},
-        {"name": "payer", "type": "address"},
-    ]
-}
-ZERO = "0x" + "00" * 20
+from carpay.testing.scenarios import checkout_scenario
 
 
 @pytest.fixture(scope="module")
@@ -44,37 +32,8 @@ def _rows(database, table) -> list:
 def test_payments_refunds_holds_and_merchants(database, node_url, tmp_path, people):
     owner, treasury, merchant, payer = people
     chain = Chain(node_url, state_dir=tmp_path)
-    platform = deploy_platform(chain, owner, treasury=treasury.address)
-    registry = chain.contract("merchant_registry", platform.registry)
-    checkout = chain.contract("checkout", platform.checkout)
-    token = chain.contract("currency_token", platform.tokens["EUR"])
-    chain.transact(
-        owner, registry.functions.registerMerchant(merchant.address, 4, merchant.address, 150)
-    )
-    chain.transact(owner, token.functions.mint(payer.address, 1_000_000))
-    chain.transact(payer, token.functions.approve(checkout.address, 2**256 - 1))
-    chain.transact(merchant, token.functions.approve(checkout.address, 2**256 - 1))
-
-    expiry = chain.w3.eth.get_block("latest")["timestamp"] + 3600
-    invoice = (merchant.address, 200_000, token.address, b"\x07" * 32, expiry, ZERO)
-    domain = {
-        "name": "carpay checkout",
-        "version": "1",
-        "chainId": chain.chain_id,
-        "verifyingContract": checkout.address,
-    }
-    message = dict(
-        zip(("merchant", "amount", "token", "invoiceId", "expiry", "payer"), invoice, strict=True)
-    )
-    signature = merchant.sign_typed_data(domain, INVOICE_TYPES, message).signature
-    chain.transact(payer, checkout.functions.payInvoice(invoice, bytes(signature)))
-    chain.transact(merchant, checkout.functions.refund(invoice, payer.address, 0, 50_000))
-    hold = (payer.address, merchant.address, token.address, 100_000, expiry, b"\x01" * 32)
-    chain.transact(payer, checkout.functions.placeHold(hold))
-    chain.transact(merchant, checkout.functions.capture(hold, 30_000, False))
-    chain.transact(merchant, checkout.functions.capture(hold, 20_000, True))
-    chain.transact(owner, registry.functions.setFeeTier(merchant.address, 90))
-
+    scenario = checkout_scenario(chain, owner, treasury, merchant, payer)
+    platform, token = scenario.platform, scenario.token
     start = chain.deployment("merchant_registry").block
     Indexer(database, chain, platform.watched(), start_block=start).catch_up()
 

@@ -1,0 +1,210 @@
+"""Read queries over the indexed ledger: histories, balances, merchant statements, the explorer.
+
+Lists are keyset-paginated (newest first) on indexed columns, so a page costs the same on the
+first day and after years of history. Addresses and hashes are matched lowercase.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from carpay.ledger.pagination import Page, paginate
+from carpay.ledger.tables import (
+    LedgerBalance,
+    LedgerBlock,
+    LedgerEvent,
+    LedgerHoldMovement,
+    LedgerMerchant,
+    LedgerPayment,
+    LedgerRefund,
+    LedgerTransaction,
+    LedgerTransfer,
+)
+
+__all__ = [
+    "Settlement",
+    "balances",
+    "block",
+    "blocks",
+    "hold",
+    "merchant",
+    "merchant_payments",
+    "merchant_settlement",
+    "merchants",
+    "transaction",
+    "transfers",
+]
+
+
+def balances(session: Session, chain_id: int, account: str) -> dict[str, int]:
+    """``account``'s balance of each token it ever held, by token address."""
+    rows = session.execute(
+        sa.select(LedgerBalance.token, LedgerBalance.balance).where(
+            LedgerBalance.chain_id == chain_id, LedgerBalance.account == account.lower()
+        )
+    )
+    return dict(rows.all())
+
+
+def transfers(
+    session: Session,
+    chain_id: int,
+    account: str,
+    *,
+    token: str | None = None,
+    limit: int = 50,
+    after: int | None = None,
+) -> Page[LedgerTransfer]:
+    """Money in and out of ``account`` (transfers, mints, burns), newest first."""
+    account = account.lower()
+    t = LedgerTransfer
+    # Two index range scans joined by id, not one OR that defeats both indexes.
+    sent = sa.select(t.id).where(t.chain_id == chain_id, t.from_address == account)
+    received = sa.select(t.id).where(t.chain_id == chain_id, t.to_address == account)
+    if after is not None:
+        sent, received = sent.where(t.id < after), received.where(t.id < after)
+    if token is not None:
+        sent = sent.where(t.token == token.lower())
+        received = received.where(t.token == token.lower())
+    sides = [q.order_by(t.id.desc()).limit(limit + 1).subquery() for q in (sent, received)]
+    ids = sa.union(*(sa.select(side.c.id) for side in sides)).subquery()
+    stmt = sa.select(t).where(t.id.in_(sa.select(ids.c.id)))
+    return paginate(session, stmt, t.id, limit=limit, after=after)
+
+
+def merchants(
+    session: Session, chain_id: int, *, category: int | None = None
+) -> list[LedgerMerchant]:
+    """Every registered merchant, optionally of one category."""
+    stmt = sa.select(LedgerMerchant).where(LedgerMerchant.chain_id == chain_id)
+    if category is not None:
+        stmt = stmt.where(LedgerMerchant.category == category)
+    return list(session.scalars(stmt.order_by(LedgerMerchant.registered_block)))
+
+
+def merchant(session: Session, chain_id: int, address: str) -> LedgerMerchant | None:
+    return session.get(LedgerMerchant, (chain_id, address.lower()))
+
+
+def merchant_payments(
+    session: Session,
+    chain_id: int,
+    merchant: str,
+    *,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int = 50,
+    after: int | None = None,
+) -> Page[LedgerPayment]:
+    """Payments ``merchant`` received (invoices and captures) in ``[since, until)``."""
+    p = LedgerPayment
+    stmt = sa.select(p).where(p.chain_id == chain_id, p.merchant == merchant.lower())
+    if since is not None:
+        stmt = stmt.where(p.timestamp >= since)
+    if until is not None:
+        stmt = stmt.where(p.timestamp < until)
+    return paginate(session, stmt, p.id, limit=limit, after=after)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a merchant took in one token over a period, in the token's smallest unit."""
+
+    token: str
+    payments: int
+    gross: int
+    fee: int
+    net: int
+    refunded: int
+
+
+def merchant_settlement(
+    session: Session,
+    chain_id: int,
+    merchant: str,
+    *,
+    since: int | None = None,
+    until: int | None = None,
+) -> list[Settlement]:
+    """Per token: the count, gross, fees, net and refunds of ``merchant`` in ``[since, until)``."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for table, columns in (
+        (LedgerPayment, ("gross", "fee", "net")),
+        (LedgerRefund, ("amount",)),
+    ):
+        stmt = sa.select(table.token, *(getattr(table, c) for c in columns)).where(
+            table.chain_id == chain_id, table.merchant == merchant.lower()
+        )
+        if since is not None:
+            stmt = stmt.where(table.timestamp >= since)
+        if until is not None:
+            stmt = stmt.where(table.timestamp < until)
+        for token, *amounts in session.execute(stmt):
+            row = totals[token]
+            if table is LedgerPayment:
+                row[0] += 1
+                row[1] += amounts[0]
+                row[2] += amounts[1]
+                row[3] += amounts[2]
+            else:
+                row[4] += amounts[0]
+    return [Settlement(token, *values) for token, values in sorted(totals.items())]
+
+
+def hold(session: Session, chain_id: int, hold_id: str) -> list[LedgerHoldMovement]:
+    """Every step of one hold, oldest first (empty if there is no such hold)."""
+    m = LedgerHoldMovement
+    stmt = sa.select(m).where(m.chain_id == chain_id, m.hold_id == hold_id.lower())
+    return list(session.scalars(stmt.order_by(m.id)))
+
+
+def blocks(
+    session: Session, chain_id: int, *, limit: int = 20, before: int | None = None
+) -> list[LedgerBlock]:
+    """The newest indexed blocks, below ``before`` when given."""
+    stmt = sa.select(LedgerBlock).where(LedgerBlock.chain_id == chain_id)
+    if before is not None:
+        stmt = stmt.where(LedgerBlock.number < before)
+    return list(session.scalars(stmt.order_by(LedgerBlock.number.desc()).limit(limit)))
+
+
+def block(session: Session, chain_id: int, number: int) -> tuple[LedgerBlock, list[str]] | None:
+    """An indexed block and the hashes of its transactions in order."""
+    found = session.get(LedgerBlock, (chain_id, number))
+    if found is None:
+        return None
+    t = LedgerTransaction
+    hashes = session.scalars(
+        sa.select(t.hash)
+        .where(t.chain_id == chain_id, t.block_number == number)
+        .order_by(t.tx_index)
+    )
+    return found, list(hashes)
+
+
+def transaction(
+    session: Session, chain_id: int, tx_hash: str
+) -> tuple[LedgerTransaction, list[LedgerEvent]] | None:
+    """An indexed transaction and the decoded events of carpay's contracts it emitted."""
+    found = session.get(LedgerTransaction, (chain_id, tx_hash.lower()))
+    if found is None:
+        return None
+    e = LedgerEvent
+    events = session.scalars(
+        sa.select(e).where(e.chain_id == chain_id, e.tx_hash == found.hash).order_by(e.log_index)
+    )
+    return found, list(events)
+
+
+def row_dict(row: Any, *exclude: str) -> dict[str, Any]:
+    """A table row as a dict of its columns."""
+    return {
+        c.name: getattr(row, c.name)
+        for c in row.__table__.columns
+        if c.name not in ("chain_id", *exclude)
+    }
