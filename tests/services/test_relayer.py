@@ -86,6 +86,16 @@ def clock():
     return Clock()
 
 
+def crash_at(step: str):
+    """A relayer hook that dies at ``step``."""
+
+    def hook(at: str, _intent_id: int) -> None:
+        if at == step:
+            raise Crash(at)
+
+    return hook
+
+
 def make_relayer(database, chain, signer, **kw) -> Relayer:
     kw.setdefault("retry_delay", timedelta(0))
     return Relayer(database, chain, signer, **kw)
@@ -240,11 +250,7 @@ def test_a_crash_at_any_step_pays_exactly_once(database, chain, signer, token, s
         database, chain, signer, to=payee, amount=1_000_000, token=token.address
     )
 
-    def crash(at: str, _intent_id: int) -> None:
-        if at == step:
-            raise Crash(at)
-
-    doomed = make_relayer(database, chain, signer, hook=crash)
+    doomed = make_relayer(database, chain, signer, hook=crash_at(step))
     deadline = time.monotonic() + 30
     with pytest.raises(Crash):
         while time.monotonic() < deadline:
@@ -267,12 +273,8 @@ def test_a_transaction_signed_but_never_broadcast_is_sent_as_recorded(database, 
     payee = fresh_address()
     intent_id = request_transfer(database, chain, signer, to=payee, amount=5)
 
-    def crash(at: str, _intent_id: int) -> None:
-        if at == "signed":
-            raise Crash(at)
-
     with pytest.raises(Crash):
-        make_relayer(database, chain, signer, hook=crash).run_once()
+        make_relayer(database, chain, signer, hook=crash_at("signed")).run_once()
     recorded = intent_of(database, intent_id).transactions[0]
     assert recorded.status == "signed" and chain.receipt(recorded.tx_hash) is None
 
@@ -289,12 +291,8 @@ def test_a_nonce_taken_by_another_sender_is_signed_again(database, chain, signer
     payee, sent_before = fresh_address(), mined_count(chain, signer.address)
     intent_id = request_transfer(database, chain, signer, to=payee, amount=9)
 
-    def crash(at: str, _intent_id: int) -> None:
-        if at == "signed":
-            raise Crash(at)
-
     with pytest.raises(Crash):
-        make_relayer(database, chain, signer, hook=crash).run_once()
+        make_relayer(database, chain, signer, hook=crash_at("signed")).run_once()
     first = intent_of(database, intent_id)
     # Another program holding the same key sends first and takes the recorded nonce.
     intruder = Chain(chain.url, state_dir=tmp_path / "intruder")
