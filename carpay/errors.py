@@ -15,6 +15,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InsufficientFunds",
     "InternalError",
+    "InvalidVin",
     "MethodNotAllowed",
     "NodeError",
     "NonceTooLow",
@@ -159,6 +160,12 @@ class ValidationFailed(CarpayError):
     def __init__(self, message: str | None = None, *, errors: list[dict] | None = None) -> None:
         self.errors = errors or []
         super().__init__(message)
+
+
+class InvalidVin(ValidationFailed):
+    """The vehicle identification number is not a valid ISO 3779 VIN."""
+
+    code = "invalid-vin"
 
 
 class Unauthenticated(CarpayError):
