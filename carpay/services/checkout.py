@@ -1,0 +1,401 @@
+"""Gasless checkout: pay a merchant's signed invoice, or place a hold, for a payer who signed.
+
+The payer signs an EIP-3009 ``ReceiveWithAuthorization`` whose nonce is the invoice's (or the
+hold's) EIP-712 struct hash, so the signature pays exactly that invoice; the platform's
+relayer submits it through the outbox and pays the gas. Everything that can be checked before
+anything is sent is checked here, so a bad request is refused with a clear error and changes
+nothing: the amounts, the deadlines, both signatures, the merchant's standing and whether the
+invoice was paid already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+from sqlalchemy.orm import Session
+
+from carpay.errors import Conflict, ValidationFailed
+from carpay.ledger.models import OutboxIntent, utcnow
+from carpay.services.outbox import Outbox, checksum
+
+__all__ = ["CheckoutPayments", "CheckoutView", "Hold", "Invoice", "ReceiveAuthorization"]
+
+ZERO_ADDRESS = "0x" + "00" * 20
+INVOICE_TYPE = (
+    "Invoice(address merchant,uint256 amount,address token,bytes32 invoiceId,uint256 expiry,"
+    "address payer)"
+)
+HOLD_TYPE = (
+    "Hold(address payer,address merchant,address token,uint256 amount,uint256 deadline,"
+    "bytes32 salt)"
+)
+_INVOICE_FIELDS = [
+    {"name": "merchant", "type": "address"},
+    {"name": "amount", "type": "uint256"},
+    {"name": "token", "type": "address"},
+    {"name": "invoiceId", "type": "bytes32"},
+    {"name": "expiry", "type": "uint256"},
+    {"name": "payer", "type": "address"},
+]
+_RECEIVE_FIELDS = [
+    {"name": "from", "type": "address"},
+    {"name": "to", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "validAfter", "type": "uint256"},
+    {"name": "validBefore", "type": "uint256"},
+    {"name": "nonce", "type": "bytes32"},
+]
+PAYMENT_KIND = "payment"
+HOLD_KIND = "hold"
+
+
+def _bytes32(value: str, field: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ValidationFailed(
+            f"{field} must be 32 bytes of hex", errors=[{"loc": [field], "msg": "not bytes32"}]
+        )
+    return raw
+
+
+def _amount(value: int, field: str) -> int:
+    if not 0 < value < 2**256:
+        raise ValidationFailed(
+            f"{field} must be positive", errors=[{"loc": [field], "msg": "out of range"}]
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """An invoice as the merchant signed it (``payer`` zero: anyone may pay it)."""
+
+    merchant: str
+    amount_minor: int
+    token: str
+    invoice_id: str
+    expiry: int
+    payer: str = ZERO_ADDRESS
+
+    def checked(self) -> Invoice:
+        return Invoice(
+            checksum(self.merchant, "invoice.merchant"),
+            _amount(self.amount_minor, "invoice.amount_minor"),
+            checksum(self.token, "invoice.token"),
+            "0x" + _bytes32(self.invoice_id, "invoice.invoice_id").hex(),
+            self.expiry,
+            checksum(self.payer, "invoice.payer"),
+        )
+
+    def as_tuple(self) -> tuple:
+        return (
+            self.merchant,
+            self.amount_minor,
+            self.token,
+            bytes.fromhex(self.invoice_id[2:]),
+            self.expiry,
+            self.payer,
+        )
+
+    def struct_hash(self) -> bytes:
+        types = ["bytes32", "address", "uint256", "address", "bytes32", "uint256", "address"]
+        return keccak(abi_encode(types, [keccak(text=INVOICE_TYPE), *self.as_tuple()]))
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A hold of up to ``amount_minor`` that ``payer`` places on ``merchant`` until ``deadline``."""
+
+    payer: str
+    merchant: str
+    token: str
+    amount_minor: int
+    deadline: int
+    salt: str
+
+    def checked(self) -> Hold:
+        return Hold(
+            checksum(self.payer, "hold.payer"),
+            checksum(self.merchant, "hold.merchant"),
+            checksum(self.token, "hold.token"),
+            _amount(self.amount_minor, "hold.amount_minor"),
+            self.deadline,
+            "0x" + _bytes32(self.salt, "hold.salt").hex(),
+        )
+
+    def as_tuple(self) -> tuple:
+        salt = bytes.fromhex(self.salt[2:])
+        return (self.payer, self.merchant, self.token, self.amount_minor, self.deadline, salt)
+
+    def struct_hash(self) -> bytes:
+        types = ["bytes32", "address", "address", "address", "uint256", "uint256", "bytes32"]
+        return keccak(abi_encode(types, [keccak(text=HOLD_TYPE), *self.as_tuple()]))
+
+
+@dataclass(frozen=True)
+class ReceiveAuthorization:
+    """The payer's EIP-3009 ``ReceiveWithAuthorization`` signature, for checkout to pull."""
+
+    valid_after: int
+    valid_before: int
+    v: int
+    r: str
+    s: str
+
+    def args(self) -> tuple:
+        r, s = _bytes32(self.r, "authorization.r"), _bytes32(self.s, "authorization.s")
+        return (self.valid_after, self.valid_before, self.v, r, s)
+
+
+class CheckoutView(Protocol):
+    """What the checkout service reads from the chain before it promises anything."""
+
+    checkout: str
+    chain_id: int
+
+    def token_domain(self, token: str) -> dict[str, Any]:
+        """The token's EIP-712 domain (ERC-5267)."""
+
+    def merchant_terms(self, merchant: str) -> tuple[str, int, int, bool]:
+        """``(payout, fee_bps, category, active)``; payout zero if not registered."""
+
+    def invoice_paid(self, merchant: str, invoice_id: bytes) -> bool: ...
+
+    def hold_exists(self, hold_id: bytes) -> bool: ...
+
+    def encode(self, function: str, *args: Any) -> bytes:
+        """Calldata of checkout's ``function(*args)``."""
+
+
+class ChainCheckoutView:
+    """A :class:`CheckoutView` over :class:`carpay.chain.Chain` and the recorded deployment."""
+
+    def __init__(self, chain: Any, checkout: str | None = None) -> None:
+        self._chain = chain
+        self._contract = chain.contract("checkout", checkout)
+        self.checkout = self._contract.address
+        self.chain_id = chain.chain_id
+        self._registry = chain.contract(
+            "merchant_registry", self._contract.functions.registry().call()
+        )
+        self._domains: dict[str, dict[str, Any]] = {}
+
+    def token_domain(self, token: str) -> dict[str, Any]:
+        if token not in self._domains:
+            fields = self._chain.contract("currency_token", token).functions.eip712Domain().call()
+            self._domains[token] = dict(
+                zip(("name", "version", "chainId", "verifyingContract"), fields[1:5], strict=True)
+            )
+        return self._domains[token]
+
+    def merchant_terms(self, merchant: str) -> tuple[str, int, int, bool]:
+        return tuple(self._registry.functions.merchantTerms(merchant).call())  # type: ignore[return-value]
+
+    def invoice_paid(self, merchant: str, invoice_id: bytes) -> bool:
+        return self._contract.functions.payments(merchant, invoice_id).call() != b"\0" * 32
+
+    def hold_exists(self, hold_id: bytes) -> bool:
+        return self._contract.functions.holdState(hold_id).call()[0] != 0
+
+    def encode(self, function: str, *args: Any) -> bytes:
+        data = self._contract.encode_abi(function, args=list(args))
+        return bytes.fromhex(data[2:])
+
+
+class CheckoutPayments:
+    """Gasless invoice payments and holds, written to ``outbox`` for the relayer to send."""
+
+    def __init__(
+        self, outbox: Outbox, view: CheckoutView, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.outbox = outbox
+        self.view = view
+        self._clock = clock
+
+    def pay_invoice(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        invoice: Invoice,
+        merchant_signature: str,
+        payer: str,
+        authorization: ReceiveAuthorization,
+    ) -> OutboxIntent:
+        """Promise to pay ``invoice`` from ``payer``; refused, with nothing written, if the
+        invoice, its signature, the merchant or the payer's authorization is not good."""
+        invoice = invoice.checked()
+        payer = checksum(payer, "payer")
+        now = int(self._clock().timestamp())
+        if invoice.expiry <= now:
+            raise ValidationFailed("the invoice has expired", errors=[_err("invoice.expiry")])
+        if invoice.payer not in (ZERO_ADDRESS, payer):
+            raise ValidationFailed(
+                "the invoice names another payer", errors=[_err("payer", "not the invoice's")]
+            )
+        signature = _signature(merchant_signature)
+        domain = {
+            "name": "carpay checkout",
+            "version": "1",
+            "chainId": self.view.chain_id,
+            "verifyingContract": self.view.checkout,
+        }
+        message = dict(
+            zip(
+                ("merchant", "amount", "token", "invoiceId", "expiry", "payer"),
+                invoice.as_tuple(),
+                strict=True,
+            )
+        )
+        if _signer(domain, {"Invoice": _INVOICE_FIELDS}, message, signature) != invoice.merchant:
+            raise ValidationFailed(
+                "the invoice is not signed by its merchant",
+                errors=[_err("merchant_signature", "not the merchant's")],
+            )
+        self._check_merchant(invoice.merchant)
+        struct_hash = invoice.struct_hash()
+        self._check_authorization(
+            payer, invoice.token, invoice.amount_minor, struct_hash, authorization, now
+        )
+        reference = "0x" + struct_hash.hex()
+        if self._in_flight(session, PAYMENT_KIND, reference) or self.view.invoice_paid(
+            invoice.merchant, bytes.fromhex(invoice.invoice_id[2:])
+        ):
+            raise Conflict("this invoice is paid or being paid already")
+        data = self.view.encode(
+            "payInvoiceWithAuthorization",
+            invoice.as_tuple(),
+            signature,
+            payer,
+            *authorization.args(),
+        )
+        details = {"invoice": asdict(invoice), "payer": payer, "invoice_hash": reference}
+        return self.outbox.enqueue(
+            session,
+            kind=PAYMENT_KIND,
+            owner=owner,
+            to=self.view.checkout,
+            data=data,
+            details=details,
+            reference=reference,
+        )
+
+    def place_hold(
+        self, session: Session, *, owner: str, hold: Hold, authorization: ReceiveAuthorization
+    ) -> OutboxIntent:
+        """Promise to place ``hold`` for its payer, who signed ``authorization``."""
+        hold = hold.checked()
+        now = int(self._clock().timestamp())
+        if hold.deadline <= now:
+            raise ValidationFailed("the hold's deadline has passed", errors=[_err("hold.deadline")])
+        self._check_merchant(hold.merchant)
+        hold_id = hold.struct_hash()
+        self._check_authorization(
+            hold.payer, hold.token, hold.amount_minor, hold_id, authorization, now
+        )
+        reference = "0x" + hold_id.hex()
+        if self._in_flight(session, HOLD_KIND, reference) or self.view.hold_exists(hold_id):
+            raise Conflict("this hold is placed or being placed already")
+        data = self.view.encode(
+            "placeHoldWithAuthorization", hold.as_tuple(), *authorization.args()
+        )
+        details = {"hold": asdict(hold), "hold_id": reference}
+        return self.outbox.enqueue(
+            session,
+            kind=HOLD_KIND,
+            owner=owner,
+            to=self.view.checkout,
+            data=data,
+            details=details,
+            reference=reference,
+        )
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _check_merchant(self, merchant: str) -> None:
+        payout, _fee, _category, active = self.view.merchant_terms(merchant)
+        if int(payout, 16) == 0 or not active:
+            raise Conflict(f"{merchant} is not an active merchant")
+
+    def _check_authorization(
+        self,
+        payer: str,
+        token: str,
+        amount: int,
+        nonce: bytes,
+        authorization: ReceiveAuthorization,
+        now: int,
+    ) -> None:
+        if not authorization.valid_after < now < authorization.valid_before:
+            raise ValidationFailed(
+                "the payer's authorization is not valid now",
+                errors=[_err("authorization.valid_before", "outside its validity")],
+            )
+        valid_after, valid_before, v, r, s = authorization.args()
+        message = {
+            "from": payer,
+            "to": self.view.checkout,
+            "value": amount,
+            "validAfter": valid_after,
+            "validBefore": valid_before,
+            "nonce": nonce,
+        }
+        types = {"ReceiveWithAuthorization": _RECEIVE_FIELDS}
+        signature = r + s + bytes([v])
+        if _signer(self.view.token_domain(token), types, message, signature) != payer:
+            raise ValidationFailed(
+                "the authorization is not the payer's signature of this payment",
+                errors=[_err("authorization", "not the payer's")],
+            )
+
+    def _in_flight(self, session: Session, kind: str, reference: str) -> bool:
+        """Whether an intent for ``reference`` is pending, sent or done. A failed one gives up
+        the reference (renamed ``<reference>#failed-<id>``) so that a retry can take it."""
+        intent = session.scalars(
+            sa.select(OutboxIntent)
+            .where(OutboxIntent.kind == kind, OutboxIntent.reference == reference)
+            .with_for_update()
+        ).first()
+        if intent is None:
+            return False
+        if intent.state != "failed":
+            return True
+        intent.reference = f"{reference}#failed-{intent.id}"
+        session.flush()
+        return False
+
+
+def _err(field: str, msg: str = "invalid") -> dict[str, Any]:
+    return {"loc": field.split("."), "msg": msg}
+
+
+def _signature(value: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 65:
+        raise ValidationFailed(
+            "a signature is 65 bytes of hex (r, s, v)",
+            errors=[_err("merchant_signature", "not 65 bytes")],
+        )
+    return raw
+
+
+def _signer(domain: dict[str, Any], types: dict, message: dict, signature: bytes) -> str | None:
+    try:
+        encoded = encode_typed_data(domain_data=domain, message_types=types, message_data=message)
+        return Account.recover_message(encoded, signature=signature)
+    except Exception:  # any malformed signature recovers nobody
+        return None
