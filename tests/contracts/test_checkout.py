@@ -511,3 +511,31 @@ def test_settle_batch_refusals(w):
     w.chain.transact(w[OWNER], w.token.functions.configureSettler(w.checkout.address, False))
     fn = c.settleBatch(w.token.address, m, [payment])
     assert reverts(w.chain, w[RELAYER], fn) == "currency_token: caller is not a settler"
+
+
+# -- re-entrancy ----------------------------------------------------------------------------
+
+
+def test_a_token_cannot_reenter_checkout(w):
+    """A token that calls back during a transfer finds every money-moving function locked."""
+    from carpay.chain import compile_contract
+
+    compiled = compile_contract(CONTRACTS / "reentrant_token.vy")
+    evil = w.chain.contract(compiled, w.chain.deploy(compiled, sender=w[OWNER]))
+    c = w.checkout.functions
+    w.chain.transact(w[OWNER], evil.functions.mint(w[PAYER].address, 10**9))
+    # An expired hold anyone could reclaim: the call back tries exactly that.
+    expired = w.hold(1_000, token=evil.address, deadline=latest_timestamp(w.chain) + 30)
+    w.chain.transact(w[PAYER], c.placeHold(expired))
+    advance_past(w.chain, expired[4], w[STRANGER])
+    w.chain.transact(
+        w[OWNER], evil.functions.arm(w.checkout.address, _calldata(c.reclaim(expired)))
+    )
+    invoice = w.invoice(5_000, token=evil.address)
+    w.chain.transact(w[PAYER], c.payInvoice(invoice, w.sign_invoice(invoice)))
+    assert evil.functions.attempts().call() == 2  # net and fee
+    assert not evil.functions.reentered().call()
+    assert w.checkout.functions.holdState(c.holdId(expired).call()).call() == [1, 1_000]
+    w.chain.transact(w[OWNER], evil.functions.arm(ZERO, b""))
+    w.chain.transact(w[STRANGER], c.reclaim(expired))
+    assert evil.functions.balanceOf(w[PAYER].address).call() == 10**9 - 5_000
