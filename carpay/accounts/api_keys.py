@@ -23,6 +23,8 @@ SCOPES = frozenset(
     {
         "admin",
         "ledger:read",
+        "payments:read",
+        "payments:write",
         "transfers:read",
         "transfers:write",
         "webhooks:read",

@@ -14,8 +14,10 @@ from carpay.accounts.platform import relayer_account
 from carpay.api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
 from carpay.api.security import RateLimiter
 from carpay.chain import Chain
+from carpay.errors import ServiceUnavailable
 from carpay.ledger.db import Database
 from carpay.ledger.models import utcnow
+from carpay.services.checkout import ChainCheckoutView, CheckoutPayments
 from carpay.services.idempotency import IdempotencyKeys
 from carpay.services.outbox import Outbox
 from carpay.services.transfers import Transfers
@@ -49,6 +51,17 @@ class ApiServices:
     transfers: Transfers
     idempotency: IdempotencyKeys
     limiter: RateLimiter
+    _checkout: CheckoutPayments | None = None
+
+    @property
+    def checkout(self) -> CheckoutPayments:
+        """Gasless checkout, on the checkout contract recorded for the chain (built once)."""
+        if self._checkout is None:
+            if self.chain is None:
+                raise ServiceUnavailable("no node is configured: payments are unavailable")
+            view = ChainCheckoutView(self.chain)
+            self._checkout = CheckoutPayments(self.outbox, view, clock=self.clock)
+        return self._checkout
 
 
 def create_app(
@@ -67,7 +80,7 @@ def create_app(
     :func:`carpay.services.workers.start_workers`). ``clock`` gives the time of records,
     ``monotonic`` the time of rate limits.
     """
-    from carpay.api.routes import api_keys, ledger, outbox, rpc, transfers, webhooks
+    from carpay.api.routes import api_keys, ledger, outbox, payments, rpc, transfers, webhooks
 
     sender = relayer_address or relayer_account(settings).address
     chain_id: int | Callable[[], int] = (lambda: chain.chain_id) if chain else settings.chain_id
@@ -94,7 +107,7 @@ def create_app(
     )
     app.state.platform = platform
     install_problem_handlers(app)
-    for module in (transfers, outbox, webhooks, api_keys, ledger):
+    for module in (transfers, payments, outbox, webhooks, api_keys, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)
     _publish_problem_schema(app)
