@@ -9,10 +9,13 @@ Every step is recorded before the next one is taken, so a crash anywhere resumes
   ``confirmed`` (or ``failed`` if it reverted). Otherwise the newest one is broadcast again
   if the node does not hold it (the very same bytes: never a second payment), or replaced
   with the same nonce and higher fees once it has waited ``replace_after``.
-- A transaction the node refuses is marked ``rejected``; when none of the intent's is left
-  alive its nonce is free again and the intent goes back to ``pending``, with backoff, up to
-  ``max_attempts`` times. A nonce taken by someone else's transaction means none of ours
-  can ever be mined: the intent is re-signed with a new nonce.
+- A transaction the node refuses on its first broadcast is marked ``rejected``; when none
+  of the intent's is left alive its nonce is free again and the intent goes back to
+  ``pending``, with backoff, up to ``max_attempts`` times. One refused when broadcast again
+  (the node dropped it, then was offered another at its nonce) stays alive: other nodes may
+  still mine it, so its nonce is kept, and it is replaced in turn. A nonce taken by someone
+  else's transaction means none of ours can ever be mined: the intent is re-signed with a
+  new nonce.
 
 One relayer runs per signing key: it owns that key's nonces. Events
 ``<kind>.succeeded``/``<kind>.failed`` are published, when a :class:`Webhooks` is given, in
@@ -209,7 +212,8 @@ class Relayer:
         session.flush()
         return attempt
 
-    def _broadcast(self, intent_id: int, attempt_id: int) -> None:
+    def _broadcast(self, intent_id: int, attempt_id: int) -> bool:
+        """Send the recorded bytes; True if the node holds them now."""
         with self.db.begin() as session:
             attempt = session.get(OutboxTransaction, attempt_id)
             assert attempt is not None
@@ -221,19 +225,25 @@ class Relayer:
             intent = session.get(OutboxIntent, intent_id, with_for_update=True)
             assert attempt is not None and intent is not None
             if attempt.status not in _LIVE:
-                return
+                return error is None
             if error is None:
                 if attempt.status == "signed":
                     attempt.status, attempt.broadcast_at = "broadcast", self._clock()
-                return
-            # A refusal counts for a transaction sent again after the node dropped it, too:
-            # ignoring it would send the same refused bytes on every pass, forever.
-            attempt.status, attempt.error = "rejected", error
+                return True
             if "nonce too low" in error.lower():
-                return  # the nonce was used: _track finds out by whom
+                attempt.status, attempt.error = "rejected", error
+                return False  # the nonce was used: _track finds out by whom
+            if attempt.status == "broadcast":
+                # Sent before, dropped by this node since, refused now (say, outbid at its
+                # nonce): other nodes may still hold it and mine it, so its nonce is not
+                # given up. It stays alive until that nonce is used; _track replaces it.
+                attempt.error = error
+                return False
+            attempt.status, attempt.error = "rejected", error
             alive = [t for t in intent.transactions if t.status in _LIVE]
             if not alive:
                 self._retry_later(intent, error)
+            return False
 
     def _send_raw(self, raw: bytes) -> str | None:
         """Broadcast; None if the node holds the transaction, else the node's refusal.
@@ -294,11 +304,15 @@ class Relayer:
             return self._renonce(intent_id)
         if not alive:
             return False
-        attempt_id, tx_hash, status, created_at = alive[-1]
-        if status == "signed" or self._unknown_to_node(tx_hash):
-            self._broadcast(intent_id, attempt_id)
+        attempt_id, tx_hash, status, _created = alive[-1]
+        if (status == "signed" or self._unknown_to_node(tx_hash)) and self._broadcast(
+            intent_id, attempt_id
+        ):
             return True
-        if self._clock() - created_at >= self.replace_after:
+        # Replace once the newest version of this nonce, refused ones included, has waited:
+        # timing from the oldest would bid higher on every pass.
+        newest = max(created for _id, _hash, _status, created in attempts)
+        if self._clock() - newest >= self.replace_after:
             self._replace(intent_id, attempt_id)
             return True
         return False

@@ -395,8 +395,10 @@ def test_a_stuck_transaction_is_replaced_with_higher_fees(database, manual_node,
     assert chain.w3.eth.get_balance(payee) == 3
 
 
-def test_a_transaction_pushed_out_of_the_pool_is_signed_again(database, manual_node, signer, clock):
-    """Another program with the key outbids ours at its nonce: ours is re-signed, paid once."""
+def test_a_transaction_pushed_out_of_the_pool_keeps_its_nonce_until_it_is_used(
+    database, manual_node, signer, clock
+):
+    """Another program with the key outbids ours at its nonce: paid once, whoever wins."""
     chain = manual_node.chain
     payee, sent_before = fresh_address(), mined_count(chain, signer.address)
     intent_id = request_transfer(database, chain, signer, to=payee, amount=4, clock=clock)
@@ -409,17 +411,37 @@ def test_a_transaction_pushed_out_of_the_pool_is_signed_again(database, manual_n
     rival = send_raw(
         chain, signer, nonce=first.nonce, max_fee=first.max_fee * 3, tip=first.priority_fee * 3
     )
-    # Ours is gone from the pool; broadcasting it again is refused as underpriced.
+    # Ours is gone from this node's pool, and sending it again is refused as underpriced.
+    # Other nodes may still hold it: the nonce is kept, nothing is signed at another one.
     for _ in range(3):
         relayer.run_once()
+    [stuck] = intent_of(database, intent_id).transactions
+    assert stuck.status == "broadcast" and "underpriced" in stuck.error
+    # Once it has waited, one replacement bids above it (refused: the rival bids higher),
+    # and no more until the replacement has waited in turn.
+    clock.now += timedelta(seconds=61)
+    for _ in range(5):
+        relayer.run_once()
     attempts = intent_of(database, intent_id).transactions
-    assert attempts[0].status == "rejected" and "underpriced" in attempts[0].error
-    assert [t.nonce for t in attempts] == [first.nonce, first.nonce + 1]
+    assert [(t.nonce, t.status) for t in attempts] == [
+        (first.nonce, "broadcast"),
+        (first.nonce, "rejected"),
+    ]
+    assert attempts[1].priority_fee * 8 >= first.priority_fee * 9
 
+    manual_node.mine()  # the rival is mined: ours can never be; signed again at a new nonce
+    relayer.run_once()
+    relayer.run_once()
+    assert intent_of(database, intent_id).nonce == first.nonce + 1
     manual_node.mine()
     intent = drive(relayer, database, intent_id)
 
     assert intent.state == "confirmed" and intent.nonce == first.nonce + 1
+    assert [t.status for t in intent_of(database, intent_id).transactions] == [
+        "rejected",
+        "rejected",
+        "mined",
+    ]
     assert chain.receipt(rival)["status"] == 1
     assert chain.w3.eth.get_balance(payee) == 4
     assert mined_count(chain, signer.address) == sent_before + 2
