@@ -82,13 +82,6 @@ exports: (
 )
 
 
-# @dev A lien on a title: the lender and the payoff amount (in the smallest
-# unit of the loan's currency; 0 when not stated). No lender: no lien.
-struct Lien:
-    lender: address
-    amount: uint256
-
-
 # @dev The length of a VIN (ISO 3779).
 VIN_LENGTH: public(constant(uint256)) = 17
 
@@ -97,13 +90,23 @@ VIN_LENGTH: public(constant(uint256)) = 17
 MAX_ODOMETER: public(constant(uint256)) = (1 << 48) - 1
 
 
+# @dev The highest lien payoff (2**96 - 1), so that it packs with the lender.
+MAX_PAYOFF: public(constant(uint256)) = (1 << 96) - 1
+
+
 # @dev Bit layout of a service record's second word: the repair shop in
 # bits 0-159, the odometer reading in bits 160-207, the timestamp in bits
-# 208-255 (the first word is the document hash).
+# 208-255 (the first word is the document hash). Of a lien's word: the
+# lender in bits 0-159, the payoff in bits 160-255. Of a vehicle's service
+# head: the number of records in bits 0-127, the last odometer reading in
+# bits 128-255.
 _ODOMETER_SHIFT: constant(uint256) = 160
 _TIMESTAMP_SHIFT: constant(uint256) = 208
+_PAYOFF_SHIFT: constant(uint256) = 160
+_HEAD_ODOMETER_SHIFT: constant(uint256) = 128
 _ADDRESS_MASK: constant(uint256) = (1 << 160) - 1
 _UINT48_MASK: constant(uint256) = (1 << 48) - 1
+_UINT128_MASK: constant(uint256) = (1 << 128) - 1
 
 
 # @dev The characters a VIN may hold, as a bitmap indexed by ASCII code:
@@ -126,16 +129,16 @@ isRepairShop: public(HashMap[address, bool])
 _vins: HashMap[uint256, bytes32]
 
 
-# @dev The open lien on each title, if any.
-_liens: HashMap[uint256, Lien]
+# @dev The open lien on each title, packed (see `_PAYOFF_SHIFT`): the
+# lender (no lender, no lien) and the payoff in the smallest unit of the
+# loan's currency (0 when not stated). One word, so a transfer's lien check
+# is one `SLOAD`.
+_liens: HashMap[uint256, uint256]
 
 
-# @dev How many service records each title has.
-serviceCount: public(HashMap[uint256, uint256])
-
-
-# @dev The highest odometer reading recorded for each title.
-odometerOf: public(HashMap[uint256, uint256])
+# @dev Each title's service head: how many records it has and the last
+# (highest) odometer reading, packed (see `_HEAD_ODOMETER_SHIFT`).
+_service_heads: HashMap[uint256, uint256]
 
 
 # @dev Each title's service records by index: the document hash and the
@@ -369,17 +372,18 @@ def recordLien(title: uint256, lender: address, amount: uint256):
          `amount`; the title cannot be transferred until the lien is
          released. Emits `LienRecorded`.
     @notice Only a registrar. Refuses an unknown title, the zero address as
-            lender and a title that already has an open lien.
+            lender, a payoff above `MAX_PAYOFF` and a title that already
+            has an open lien.
     @param title The title id.
     @param lender The 20-byte address of the lienholder.
     @param amount The payoff amount in the loan currency's smallest unit
-           (0 if not stated).
+           (0 if not stated), at most `MAX_PAYOFF`.
     """
     assert self.isRegistrar[msg.sender], "vehicle_registry: caller is not a registrar"
     self._known(title)
     assert lender != empty(address), "vehicle_registry: zero address"
-    assert self._liens[title].lender == empty(address), "vehicle_registry: lien already open"
-    self._liens[title] = Lien(lender=lender, amount=amount)
+    assert self._liens[title] == 0, "vehicle_registry: lien already open"
+    self._liens[title] = self._pack_lien(lender, amount)
     log LienRecorded(title=title, lender=lender, registrar=msg.sender, amount=amount)
 
 
@@ -389,14 +393,14 @@ def setLienPayoff(title: uint256, amount: uint256):
     @dev Changes the payoff of the open lien on `title` (the loan is paid
          down, or interest accrues). Emits `LienPayoffChanged`.
     @notice Only the lienholder or a registrar. Refuses a title without an
-            open lien.
+            open lien and a payoff above `MAX_PAYOFF`.
     @param title The title id.
     @param amount The new payoff amount.
     """
-    lien: Lien = self._open_lien(title)
-    previous: uint256 = lien.amount
-    self._liens[title].amount = amount
-    log LienPayoffChanged(title=title, lender=lien.lender, previous=previous, amount=amount)
+    lender: address = self._open_lien(title)
+    previous: uint256 = self._liens[title] >> _PAYOFF_SHIFT
+    self._liens[title] = self._pack_lien(lender, amount)
+    log LienPayoffChanged(title=title, lender=lender, previous=previous, amount=amount)
 
 
 @external
@@ -408,9 +412,9 @@ def releaseLien(title: uint256):
             open lien.
     @param title The title id.
     """
-    lien: Lien = self._open_lien(title)
-    self._liens[title] = empty(Lien)
-    log LienReleased(title=title, lender=lien.lender, by=msg.sender)
+    lender: address = self._open_lien(title)
+    self._liens[title] = 0
+    log LienReleased(title=title, lender=lender, by=msg.sender)
 
 
 @external
@@ -424,8 +428,8 @@ def lienOf(title: uint256) -> (address, uint256):
     @return address The 20-byte lienholder (zero if no lien).
     @return uint256 The payoff amount.
     """
-    lien: Lien = self._liens[title]
-    return lien.lender, lien.amount
+    word: uint256 = self._liens[title]
+    return convert(word & _ADDRESS_MASK, address), word >> _PAYOFF_SHIFT
 
 
 # -- service history ----------------------------------------------------------
@@ -450,10 +454,11 @@ def recordService(title: uint256, document_hash: bytes32, odometer: uint256) -> 
     self._known(title)
     assert document_hash != empty(bytes32), "vehicle_registry: zero document hash"
     assert odometer <= MAX_ODOMETER, "vehicle_registry: odometer out of range"
-    assert odometer >= self.odometerOf[title], "vehicle_registry: odometer rollback"
-    index: uint256 = self.serviceCount[title]
-    self.serviceCount[title] = index + 1
-    self.odometerOf[title] = odometer
+    head: uint256 = self._service_heads[title]
+    assert odometer >= head >> _HEAD_ODOMETER_SHIFT, "vehicle_registry: odometer rollback"
+    index: uint256 = head & _UINT128_MASK
+    # No overflow: a record costs gas, 2**128 of them are out of reach.
+    self._service_heads[title] = unsafe_add(index, 1) | (odometer << _HEAD_ODOMETER_SHIFT)
     self._service_documents[title][index] = document_hash
     self._service_words[title][index] = (
         convert(msg.sender, uint256)
@@ -484,7 +489,9 @@ def serviceRecord(title: uint256, index: uint256) -> (bytes32, uint256, uint256,
     @return uint256 The timestamp of the block that anchored it.
     @return address The 20-byte address of the repair shop.
     """
-    assert index < self.serviceCount[title], "vehicle_registry: no such service record"
+    assert index < self._service_heads[title] & _UINT128_MASK, (
+        "vehicle_registry: no such service record"
+    )
     word: uint256 = self._service_words[title][index]
     return (
         self._service_documents[title][index],
@@ -492,6 +499,31 @@ def serviceRecord(title: uint256, index: uint256) -> (bytes32, uint256, uint256,
         word >> _TIMESTAMP_SHIFT,
         convert(word & _ADDRESS_MASK, address),
     )
+
+
+@external
+@view
+def serviceCount(title: uint256) -> uint256:
+    """
+    @dev How many service records the vehicle has.
+    @notice Anyone may call; 0 for an unknown title.
+    @param title The title id.
+    @return uint256 The number of records.
+    """
+    return self._service_heads[title] & _UINT128_MASK
+
+
+@external
+@view
+def odometerOf(title: uint256) -> uint256:
+    """
+    @dev The vehicle's last (highest) recorded odometer reading: the least
+         the next record may carry.
+    @notice Anyone may call; 0 for a title without records.
+    @param title The title id.
+    @return uint256 The odometer reading, in kilometres.
+    """
+    return self._service_heads[title] >> _HEAD_ODOMETER_SHIFT
 
 
 # -- internals ----------------------------------------------------------------
@@ -510,17 +542,27 @@ def _known(title: uint256) -> bytes32:
 
 @internal
 @view
-def _open_lien(title: uint256) -> Lien:
+def _open_lien(title: uint256) -> address:
     """
-    @dev The open lien on `title`, if the caller is its lienholder or a
-         registrar; reverts otherwise.
+    @dev The lender of the open lien on `title`, if the caller is its
+         lienholder or a registrar; reverts otherwise.
     """
-    lien: Lien = self._liens[title]
-    assert lien.lender != empty(address), "vehicle_registry: no open lien"
-    assert msg.sender == lien.lender or self.isRegistrar[msg.sender], (
+    lender: address = convert(self._liens[title] & _ADDRESS_MASK, address)
+    assert lender != empty(address), "vehicle_registry: no open lien"
+    assert msg.sender == lender or self.isRegistrar[msg.sender], (
         "vehicle_registry: caller is not the lienholder or a registrar"
     )
-    return lien
+    return lender
+
+
+@internal
+@pure
+def _pack_lien(lender: address, amount: uint256) -> uint256:
+    """
+    @dev A lien's word; reverts for a payoff above `MAX_PAYOFF`.
+    """
+    assert amount <= MAX_PAYOFF, "vehicle_registry: payoff too large"
+    return convert(lender, uint256) | (amount << _PAYOFF_SHIFT)
 
 
 @internal
@@ -529,7 +571,7 @@ def _require_no_lien(title: uint256):
     """
     @dev Refuses to move a title with an open lien.
     """
-    assert self._liens[title].lender == empty(address), "vehicle_registry: title has an open lien"
+    assert self._liens[title] == 0, "vehicle_registry: title has an open lien"
 
 
 @internal
