@@ -11,10 +11,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from carpay.accounts.api_keys import ApiKeys
 from carpay.accounts.platform import relayer_account
 from carpay.chain import Chain
 from carpay.errors import ChainError, ConfigError, DeploymentNotFound
@@ -72,6 +74,7 @@ def _run(
     *,
     port: int,
     announce: Callable[[str], None],
+    demo: bool = False,
 ) -> None:
     import uvicorn
 
@@ -80,6 +83,8 @@ def _run(
 
     db = Database.from_settings(settings)
     db.upgrade()
+    if demo:
+        _demo_api_key(db, settings, announce)
     stop = threading.Event()
     indexer = Indexer(db, chain, platform.watched())
     threads = [
@@ -101,6 +106,18 @@ def _run(
             thread.join(10)
         db.dispose()
         announce("carpay: stopped")
+
+
+def _demo_api_key(db: Database, settings: Settings, announce: Callable[[str], None]) -> None:
+    """An admin API key of the owner ``demo``, made once, kept in ``<data_dir>/demo-api-key``
+    (readable by its owner only): the secret is never printed."""
+    path = Path(settings.data_dir) / "demo-api-key"
+    if not path.exists():
+        with db.begin() as session:
+            new = ApiKeys().create(session, name="demo", owner="demo", scopes=["admin"])
+            path.touch(mode=0o600)
+            path.write_text(new.secret + "\n")
+    announce(f"carpay: demo API key (admin) in {path}")
 
 
 def up(
@@ -144,6 +161,7 @@ def up(
             platform,
             port=settings.api_port if port is None else port,
             announce=announce,
+            demo=demo,
         )
     finally:
         node.stop()

@@ -91,6 +91,16 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
             assert token.functions.balanceOf(DEV_ACCOUNT_3).call() == DEMO_BALANCE
         # 10 development accounts x 2 currencies minted, and indexed by the running indexer.
         assert _wait_indexed(data_dir, 20) == 20
+        key_file = data_dir / "demo-api-key"
+        assert key_file.stat().st_mode & 0o077 == 0
+        secret = key_file.read_text().strip()
+        assert secret not in first.output
+        balances = httpx.get(
+            f"http://127.0.0.1:{first.port}/v1/accounts/{DEV_ACCOUNT_3}/balances",
+            headers={"Authorization": f"Bearer {secret}"},
+        ).json()
+        assert sorted(b["token"] for b in balances) == sorted(a.lower() for a in tokens.values())
+        assert {b["balance"] for b in balances} == {DEMO_BALANCE}
     finally:
         code = first.interrupt()
         first.kill()
