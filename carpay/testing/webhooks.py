@@ -32,8 +32,10 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802 (the http.server name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.received.append(Received(self.path, dict(self.headers.items()), body))
-                status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else (
-                    receiver.statuses[0]
+                status = (
+                    receiver.statuses.pop(0)
+                    if len(receiver.statuses) > 1
+                    else (receiver.statuses[0])
                 )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -42,8 +42,7 @@ def test_uint256_refuses_what_does_not_fit(database):
 def test_datetimes_come_back_aware_in_utc(database):
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
     with database.begin() as s:
-        s.add(ApiKey(prefix="p", secret_hash="h", name="n", owner="o", scopes=["a"],
-                     created_at=at))
+        s.add(ApiKey(prefix="p", secret_hash="h", name="n", owner="o", scopes=["a"], created_at=at))
     with database.begin() as s:
         key = s.scalars(sa.select(ApiKey)).one()
         assert key.created_at == at
@@ -53,8 +52,16 @@ def test_datetimes_come_back_aware_in_utc(database):
 
 def test_naive_datetimes_are_refused(database):
     with pytest.raises(StatementError, match="naive"), database.begin() as s:
-        s.add(ApiKey(prefix="p", secret_hash="h", name="n", owner="o", scopes=[],
-                     created_at=datetime(2026, 1, 1)))
+        s.add(
+            ApiKey(
+                prefix="p",
+                secret_hash="h",
+                name="n",
+                owner="o",
+                scopes=[],
+                created_at=datetime(2026, 1, 1),
+            )
+        )
 
 
 def test_outbox_reference_is_unique_per_owner(database):
@@ -69,14 +76,23 @@ def test_transaction_hashes_are_unique_and_need_an_intent(database):
         intent = _intent()
         s.add(intent)
         s.flush()
-        s.add(OutboxTransaction(intent_id=intent.id, nonce=0, tx_hash="0xaa", raw=b"r",
-                                max_fee=2, priority_fee=1))
+        s.add(
+            OutboxTransaction(
+                intent_id=intent.id, nonce=0, tx_hash="0xaa", raw=b"r", max_fee=2, priority_fee=1
+            )
+        )
     with pytest.raises(IntegrityError), database.begin() as s:
-        s.add(OutboxTransaction(intent_id=intent.id, nonce=1, tx_hash="0xaa", raw=b"r",
-                                max_fee=2, priority_fee=1))
+        s.add(
+            OutboxTransaction(
+                intent_id=intent.id, nonce=1, tx_hash="0xaa", raw=b"r", max_fee=2, priority_fee=1
+            )
+        )
     with pytest.raises(IntegrityError), database.begin() as s:
-        s.add(OutboxTransaction(intent_id=999_999, nonce=1, tx_hash="0xbb", raw=b"r",
-                                max_fee=2, priority_fee=1))
+        s.add(
+            OutboxTransaction(
+                intent_id=999_999, nonce=1, tx_hash="0xbb", raw=b"r", max_fee=2, priority_fee=1
+            )
+        )
 
 
 def test_one_delivery_per_event_and_subscription(database):
