@@ -1,0 +1,269 @@
+"""Invoice payments through the REST API end to end, on the embedded node.
+
+Each payment is a merchant-signed invoice and a payer's EIP-3009 authorization, posted to
+``POST /v1/payments``; it is done when it is mined, indexed (a ``ledger_payments`` row) and its
+``payment.succeeded`` webhook is queued. The node runs in its own process (``carpay node``);
+the API (uvicorn), relayer, webhook dispatcher and indexer run in this one, as ``carpay up``
+runs them. Prints payments/s and p50/p99 request-to-done latency, then the indexer's events/s
+rebuilding the same history (``reindex``); writes bench/results/api_payments.json.
+
+    .venv/bin/python bench/api_payments.py [--payments 1000] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform as host
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+import uvicorn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from carpay.accounts.api_keys import ApiKeys  # noqa: E402
+from carpay.api import create_app, start_workers  # noqa: E402
+from carpay.chain import Chain  # noqa: E402
+from carpay.chain.node import dev_accounts  # noqa: E402
+from carpay.ledger import Database, Indexer  # noqa: E402
+from carpay.ledger.models import WebhookEvent  # noqa: E402
+from carpay.ledger.tables import LedgerPayment  # noqa: E402
+from carpay.runtime import DevKeys  # noqa: E402
+from carpay.services.checkout import Invoice  # noqa: E402
+from carpay.services.platform import deploy_platform  # noqa: E402
+from carpay.services.webhooks import Webhooks  # noqa: E402
+from carpay.settings import Settings  # noqa: E402
+from carpay.testing import free_port, wait_for_rpc  # noqa: E402
+from carpay.testing.scenarios import sign_invoice  # noqa: E402
+from carpay.testing.signing import Domain, sign_receive_authorization  # noqa: E402
+from carpay.testing.webhooks import WebhookReceiver  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "api_payments.json"
+OWNER = "bench-merchant"
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _bodies(chain: Chain, checkout: str, token, merchant, payers, count: int) -> list[dict]:
+    expiry = int(chain.w3.eth.get_block("latest")["timestamp"]) + 6 * 3600
+    domain = Domain.of(token)
+    bodies = []
+    for i in range(count):
+        payer = payers[i % len(payers)]
+        invoice = Invoice(merchant.address, 10_000 + i, token.address, f"0x{i + 1:064x}", expiry)
+        signature = sign_invoice(chain, checkout, merchant, invoice.as_tuple())
+        auth = sign_receive_authorization(
+            payer,
+            domain,
+            to=checkout,
+            value=invoice.amount_minor,
+            valid_after=0,
+            valid_before=expiry,
+            nonce=invoice.struct_hash(),
+        )
+        bodies.append(
+            {
+                "invoice": {
+                    "merchant": invoice.merchant,
+                    "amount_minor": invoice.amount_minor,
+                    "token": invoice.token,
+                    "invoice_id": invoice.invoice_id,
+                    "expiry": expiry,
+                },
+                "merchant_signature": "0x" + signature.hex(),
+                "payer": payer.address,
+                "authorization": {
+                    "valid_after": 0,
+                    "valid_before": expiry,
+                    "v": auth.v,
+                    "r": "0x" + auth.r.hex(),
+                    "s": "0x" + auth.s.hex(),
+                },
+            }
+        )
+    return bodies
+
+
+async def _post_all(url: str, key: str, bodies: list[dict], concurrency: int) -> dict[str, float]:
+    started: dict[str, float] = {}
+    queue: asyncio.Queue = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            invoice_id = body["invoice"]["invoice_id"]
+            started[invoice_id] = time.perf_counter()
+            response = await client.post(
+                f"{url}/v1/payments", json=body, headers={**headers, "Idempotency-Key": invoice_id}
+            )
+            if response.status_code != 201:
+                raise SystemExit(f"payment refused: {response.status_code} {response.text}")
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return started
+
+
+def _watch(db: Database, started: dict[str, float], count: int, timeout: float) -> dict[str, float]:
+    """When each invoice was both indexed and had its webhook queued."""
+    indexed: dict[str, float] = {}
+    webhooked: dict[int, float] = {}
+    intent_invoice: dict[int, str] = {}
+    deadline = time.perf_counter() + timeout
+    done: dict[str, float] = {}
+    while len(done) < count and time.perf_counter() < deadline:
+        now = time.perf_counter()
+        with db.begin() as session:
+            for (reference,) in session.execute(sa.select(LedgerPayment.reference)):
+                indexed.setdefault(reference, now)
+            for event_id, data in session.execute(
+                sa.select(WebhookEvent.id, WebhookEvent.data).where(
+                    WebhookEvent.type == "payment.succeeded"
+                )
+            ):
+                intent = int(event_id.split("_")[2])
+                webhooked.setdefault(intent, now)
+                intent_invoice[intent] = data["invoice"]["invoice_id"]
+        for intent, at in webhooked.items():
+            invoice_id = intent_invoice[intent]
+            if invoice_id in indexed and invoice_id not in done:
+                done[invoice_id] = max(at, indexed[invoice_id])
+        time.sleep(0.01)
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="carpay-bench-"))
+    node_port = free_port()
+    node = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "carpay",
+            "node",
+            "--data-dir",
+            str(tmp / "chain"),
+            "--port",
+            str(node_port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stop = threading.Event()
+    try:
+        url = f"http://127.0.0.1:{node_port}"
+        wait_for_rpc(url, proc=node)
+        chain = Chain(url, state_dir=tmp)
+        keys = DevKeys.from_mnemonic(Settings().mnemonic)
+        accounts = dev_accounts(count=10)
+        relayer, payers, merchant = accounts[9], accounts[1:9], accounts[0]
+        platform = deploy_platform(chain, keys.owner, treasury=keys.treasury.address)
+        registry = chain.contract("merchant_registry", platform.registry)
+        token = chain.contract("currency_token", platform.tokens["EUR"])
+        chain.transact(
+            keys.owner,
+            registry.functions.registerMerchant(merchant.address, 5, merchant.address, 100),
+        )
+        for payer in payers:
+            chain.transact(keys.owner, token.functions.mint(payer.address, 10**12))
+        start_block = chain.deployment("merchant_registry").block
+
+        print(f"signing {args.payments} invoices and authorizations ...", flush=True)
+        bodies = _bodies(chain, platform.checkout, token, merchant, payers, args.payments)
+
+        db = Database(f"sqlite:///{tmp / 'carpay.sqlite3'}")
+        db.upgrade()
+        receiver = WebhookReceiver().__enter__()
+        with db.begin() as session:
+            key = ApiKeys().create(session, name="bench", owner=OWNER, scopes=["payments:write"])
+            Webhooks().subscribe(
+                session, owner=OWNER, url=receiver.url, events=["payment.succeeded"]
+            )
+        settings = Settings(data_dir=tmp, rate_limit=1e6, rate_burst=10**6)
+        app = create_app(db, chain, settings, relayer_address=relayer.address)
+        api_port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=api_port, log_level="warning", lifespan="off"
+            )
+        )
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.01)
+        indexer = Indexer(db, chain, platform.watched(), start_block=start_block)
+        threading.Thread(target=indexer.run, args=(stop, 0.02), daemon=True).start()
+        start_workers(db, chain, relayer, stop, interval=0.02)
+
+        print(f"posting {args.payments} payments, {args.concurrency} at a time ...", flush=True)
+        began = time.perf_counter()
+        started = asyncio.run(
+            _post_all(f"http://127.0.0.1:{api_port}", key.secret, bodies, args.concurrency)
+        )
+        accepted = time.perf_counter()
+        done = _watch(db, started, args.payments, timeout=600)
+        finished = max(done.values()) if done else time.perf_counter()
+        stop.set()
+        server.should_exit = True
+
+        latencies = [(done[i] - started[i]) * 1000 for i in done]
+        with db.begin() as session:
+            events = session.scalar(sa.text("SELECT count(*) FROM ledger_events"))
+        t0 = time.perf_counter()
+        Indexer(db, chain, platform.watched(), start_block=start_block).reindex()
+        reindex_s = time.perf_counter() - t0
+        receiver.__exit__(None, None, None)
+    finally:
+        stop.set()
+        node.terminate()
+        node.wait(30)
+
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{host.machine()}, {host.python_implementation()} {host.python_version()}",
+        "payments": args.payments,
+        "concurrency": args.concurrency,
+        "completed": len(done),
+        "accepted_per_s": args.payments / (accepted - began),
+        "payments_per_s": len(done) / (finished - began),
+        "p50_ms": statistics.median(latencies) if latencies else None,
+        "p99_ms": _percentile(latencies, 0.99) if latencies else None,
+        "indexer_events": events,
+        "indexer_events_per_s": events / reindex_s,
+        "targets": {"payments_per_s": 300, "p99_ms": 250, "indexer_events_per_s": 5000},
+    }
+    print()
+    print(f"{'payments':>10s} {'accepted/s':>11s} {'done/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    print(
+        f"{len(done):>10d} {result['accepted_per_s']:>11.1f} {result['payments_per_s']:>8.1f} "
+        f"{result['p50_ms'] or 0:>8.0f} {result['p99_ms'] or 0:>8.0f}"
+    )
+    print(f"indexer: {events} events rebuilt at {result['indexer_events_per_s']:.0f} events/s")
+    print("targets: 300 payments/s, p99 under 250 ms, indexer over 5,000 events/s")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
