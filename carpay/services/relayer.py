@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,6 +81,7 @@ class Relayer:
         hook: Callable[[str, int], None] | None = None,
     ) -> None:
         self.db = db
+        self._pass = _Pass()
         self.chain = chain
         self.signer = signer
         self.webhooks = webhooks
@@ -105,9 +107,19 @@ class Relayer:
                 stop.wait(interval)
 
     def run_once(self) -> bool:
-        """One pass over the due intents; True if any of them moved."""
+        """One pass over the due intents; True if any of them moved.
+
+        What every intent of the pass needs from the node is asked once: the fees, the pending
+        nonce count, and (in one batch) the receipts of every transaction being tracked.
+        """
         moved = False
-        for intent_id, state in self._due():
+        due = self._due()
+        self._pass = _Pass()
+        try:
+            self._prefetch([i for i, state in due if state == "sent"])
+        except ChainError as exc:
+            log.warning("prefetching receipts: %s; asking one by one", exc.message)
+        for intent_id, state in due:
             try:
                 if state == "pending":
                     moved |= self._send_pending(intent_id)
@@ -115,7 +127,28 @@ class Relayer:
                     moved |= self._track(intent_id)
             except ChainError as exc:
                 log.warning("intent %s: %s; will retry", intent_id, exc.message)
+        self._pass = _Pass()
         return moved
+
+    def _prefetch(self, intent_ids: list[int]) -> None:
+        if not intent_ids:
+            return
+        with self.db.begin() as session:
+            hashes = list(
+                session.scalars(
+                    sa.select(OutboxTransaction.tx_hash).where(
+                        OutboxTransaction.intent_id.in_(intent_ids)
+                    )
+                )
+            )
+        # The count first, the receipts after its answer (see _track). Not in one batch: a
+        # node may answer a batch's calls in any order.
+        count = self.chain.w3.eth.get_transaction_count(self.signer.address, "latest")
+        receipts = self.chain.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        self._pass.mined_count = count
+        self._pass.receipts = {
+            h: None if r is None else _receipt(r) for h, r in zip(hashes, receipts, strict=True)
+        }
 
     def _due(self) -> list[tuple[int, str]]:
         with self.db.begin() as session:
@@ -148,7 +181,9 @@ class Relayer:
                 self._finish(intent_id, None, error=exc.message)
                 return True
             gas = estimate + estimate * GAS_HEADROOM_PERCENT // 100
-        max_fee, tip = self.chain.fees()
+        if self._pass.fees is None:
+            self._pass.fees = self.chain.fees()
+        max_fee, tip = self._pass.fees
         with self.db.begin() as session:
             intent = session.get(OutboxIntent, intent_id, with_for_update=True)
             if intent is None or intent.state != "pending":
@@ -187,7 +222,10 @@ class Relayer:
                 )
             )
         )
-        nonce = self.chain.pending_nonce(self.signer.address)
+        if self._pass.pending_count is None:
+            # Asked once a pass: nonces this pass sends are "sent" intents, held above.
+            self._pass.pending_count = self.chain.pending_nonce(self.signer.address)
+        nonce = self._pass.pending_count
         while nonce in held:
             nonce += 1
         return nonce
@@ -289,9 +327,14 @@ class Relayer:
         assert nonce is not None
         # The count first, the receipts second: a transaction of ours mined in between is
         # then seen by the receipts, never mistaken for someone else's use of the nonce.
-        used = self.chain.w3.eth.get_transaction_count(self.signer.address, "latest") > nonce
+        known = self._pass.receipts
+        prefetched = all(a[1] in known for a in attempts) and self._pass.mined_count is not None
+        if prefetched:
+            used = self._pass.mined_count > nonce
+        else:
+            used = self.chain.w3.eth.get_transaction_count(self.signer.address, "latest") > nonce
         for attempt_id, tx_hash, _status, _created in reversed(attempts):
-            receipt = self.chain.receipt(tx_hash)
+            receipt = known[tx_hash] if prefetched else self.chain.receipt(tx_hash)
             if receipt is not None:
                 self._hook("mined", intent_id)
                 self._confirm(intent_id, attempt_id, receipt)
@@ -409,6 +452,25 @@ class Relayer:
             owner=intent.owner,
             data=intent_view(intent),
         )
+
+
+@dataclass
+class _Pass:
+    """What one pass of the relayer asked the node, so that it asks only once."""
+
+    fees: tuple[int, int] | None = None
+    pending_count: int | None = None
+    mined_count: int | None = None
+    receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+
+def _receipt(raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a JSON-RPC receipt the relayer reads, as web3.py would give them."""
+    return {
+        "status": int(raw["status"], 16),
+        "blockNumber": int(raw["blockNumber"], 16),
+        "transactionHash": raw["transactionHash"],
+    }
 
 
 def intent_view(intent: OutboxIntent) -> dict[str, Any]:
