@@ -79,6 +79,7 @@ class Engine:
         self.store = store
         self.chain_id = chain_id
         self.coinbase = coinbase
+        self.gas_limit = gas_limit
         chain_class = MiningChain.configure(
             __name__="CarpayChain", vm_configuration=((0, PragueVM),), chain_id=chain_id
         )
@@ -146,7 +147,7 @@ class Engine:
         parent = self.head
         ts = max(parent.timestamp + 1, timestamp or int(time.time()))
         base_header = self.chain.create_header_from_parent(
-            parent, timestamp=ts, coinbase=self.coinbase
+            parent, timestamp=ts, coinbase=self.coinbase, gas_limit=self._next_gas_limit(parent)
         )
         vm = self.chain.get_vm(base_header)
         header = base_header
@@ -337,9 +338,21 @@ class Engine:
     def storage_at(self, address: bytes, slot: int, number: int | None = None) -> int:
         return self.state_at(number).get_storage(address, slot)
 
+    def _next_gas_limit(self, parent: Any) -> int:
+        """The configured block gas limit, held steady (py-evm's default would let it decay
+        on empty blocks), or reached from a parent's other limit by the most a block may move
+        (1/1024 of the parent's)."""
+        step = parent.gas_limit // 1024 - 1
+        if parent.gas_limit < self.gas_limit:
+            return min(self.gas_limit, parent.gas_limit + step)
+        return max(self.gas_limit, parent.gas_limit - step)
+
     def next_base_fee(self) -> int:
         if self._next_base_fee is None:
-            header = self.chain.create_header_from_parent(self.head)
+            parent = self.head
+            header = self.chain.create_header_from_parent(
+                parent, gas_limit=self._next_gas_limit(parent)
+            )
             self._next_base_fee = header.base_fee_per_gas
         return self._next_base_fee
 

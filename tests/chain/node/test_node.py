@@ -73,3 +73,19 @@ def test_production_mode_funds_no_account(tmp_path):
         assert w3.eth.accounts == []
     finally:
         node.stop()
+
+
+def test_the_block_gas_limit_holds_steady_over_many_blocks(tmp_path):
+    # Empty blocks once made py-evm lower the limit by 1/1024 each, until deployments no
+    # longer fitted in a long-running node.
+    node = Node(tmp_path, port=0, block_time=0.02).start()
+    try:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        deadline = time.monotonic() + 60
+        while w3.eth.block_number < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        limits = {w3.eth.get_block(n).gasLimit for n in range(w3.eth.block_number + 1)}
+        assert w3.eth.block_number >= 40
+        assert limits == {30_000_000}
+    finally:
+        node.stop()
