@@ -14,7 +14,7 @@ from carpay.accounts.platform import relayer_account
 from carpay.api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
 from carpay.api.security import RateLimiter
 from carpay.chain import Chain
-from carpay.errors import ServiceUnavailable
+from carpay.errors import DeploymentNotFound, ServiceUnavailable
 from carpay.ledger.db import Database
 from carpay.ledger.models import utcnow
 from carpay.services.checkout import ChainCheckoutView, CheckoutPayments
@@ -59,7 +59,12 @@ class ApiServices:
         if self._checkout is None:
             if self.chain is None:
                 raise ServiceUnavailable("no node is configured: payments are unavailable")
-            view = ChainCheckoutView(self.chain)
+            try:
+                view = ChainCheckoutView(self.chain)
+            except DeploymentNotFound:
+                raise ServiceUnavailable(
+                    "the checkout contract is not deployed on this chain: payments are unavailable"
+                ) from None
             self._checkout = CheckoutPayments(self.outbox, view, clock=self.clock)
         return self._checkout
 

@@ -183,7 +183,7 @@ class NonceManager:
         conn = getattr(self._local, "conn", None)
         if conn is None or conn[0] != os.getpid():
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db)
             # WAL + NORMAL survives process crashes; a power cut may lose the last
             # reservations, which the node's pending count then covers.
             db.execute("PRAGMA synchronous=NORMAL")
@@ -242,3 +242,17 @@ class NonceManager:
             sql += " AND nonce >= ?"
             args.append(at_or_above)
         db.execute(sql, args)
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch ``db`` to WAL. The switch needs the file to itself and ignores the busy timeout,
+    so clients opening a new file together retry it; once it is WAL, nothing is to do."""
+    for attempt in range(200):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.05)
