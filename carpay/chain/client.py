@@ -471,10 +471,14 @@ class Chain:
         tx_hash = self.send(sender, to, data, value, gas)
         return self.wait(tx_hash, timeout, replace_after=replace_after, sender=sender)
 
-    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+    def batch(
+        self, calls: Sequence[tuple[str, list[Any]]], *, return_errors: bool = False
+    ) -> list[Any]:
         """The results of several JSON-RPC ``(method, params)`` calls sent as one batch.
 
-        Results come back in the order of ``calls``; any error raises :class:`ChainError`.
+        Results come back in the order of ``calls`` (the node may run them in any order). An
+        error raises :class:`ChainError` (:class:`TransactionReverted` for a revert), or with
+        ``return_errors`` stands in the list in place of its result.
         """
         if not calls:
             return []
@@ -493,10 +497,15 @@ class Chain:
         results: list[Any] = [None] * len(calls)
         for answer in answers:
             error = answer.get("error")
-            if error is not None:
-                method = calls[answer["id"]][0]
-                raise _RpcError(method, error if isinstance(error, Mapping) else {"message": error})
-            results[answer["id"]] = answer.get("result")
+            if error is None:
+                results[answer["id"]] = answer.get("result")
+                continue
+            method = calls[answer["id"]][0]
+            failure = _RpcError(method, error if isinstance(error, Mapping) else {"message": error})
+            failure = failure.as_revert() or failure
+            if not return_errors:
+                raise failure
+            results[answer["id"]] = failure
         return results
 
     # -- internals ---------------------------------------------------------------------------

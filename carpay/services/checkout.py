@@ -16,10 +16,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from sqlalchemy.orm import Session
 
 from carpay.errors import Conflict, ValidationFailed
@@ -199,14 +200,24 @@ class ChainCheckoutView:
             )
         return self._domains[token]
 
+    def _call(self, contract: Any, function: str, *args: Any) -> Any:
+        # A plain eth_call: web3's contract call asks the node its chain id every time.
+        data = contract.encode_abi(function, args=list(args))
+        call = {"to": contract.address, "data": data}
+        result = self._chain.batch([("eth_call", [call, "latest"])])
+        outputs = contract.get_function_by_name(function).abi["outputs"]
+        values = abi_decode([o["type"] for o in outputs], bytes.fromhex(result[0][2:]))
+        return values if len(values) > 1 else values[0]
+
     def merchant_terms(self, merchant: str) -> tuple[str, int, int, bool]:
-        return tuple(self._registry.functions.merchantTerms(merchant).call())  # type: ignore[return-value]
+        payout, fee_bps, category, active = self._call(self._registry, "merchantTerms", merchant)
+        return to_checksum_address(payout), fee_bps, category, active
 
     def invoice_paid(self, merchant: str, invoice_id: bytes) -> bool:
-        return self._contract.functions.payments(merchant, invoice_id).call() != b"\0" * 32
+        return self._call(self._contract, "payments", merchant, invoice_id) != b"\0" * 32
 
     def hold_exists(self, hold_id: bytes) -> bool:
-        return self._contract.functions.holdState(hold_id).call()[0] != 0
+        return self._call(self._contract, "holdState", hold_id)[0] != 0
 
     def encode(self, function: str, *args: Any) -> bytes:
         data = self._contract.encode_abi(function, args=list(args))

@@ -117,8 +117,9 @@ class Relayer:
         self._pass = _Pass()
         try:
             self._prefetch([i for i, state in due if state == "sent"])
+            self._estimate([i for i, state in due if state == "pending"])
         except ChainError as exc:
-            log.warning("prefetching receipts: %s; asking one by one", exc.message)
+            log.warning("prefetching: %s; asking one by one", exc.message)
         for intent_id, state in due:
             try:
                 if state == "pending":
@@ -150,6 +151,32 @@ class Relayer:
             h: None if r is None else _receipt(r) for h, r in zip(hashes, receipts, strict=True)
         }
 
+    def _estimate(self, intent_ids: list[int]) -> None:
+        """Gas estimates of the pending intents that need one, in one batch."""
+        if not intent_ids:
+            return
+        with self.db.begin() as session:
+            rows = session.execute(
+                sa.select(
+                    OutboxIntent.id, OutboxIntent.to_address, OutboxIntent.data, OutboxIntent.value
+                ).where(OutboxIntent.id.in_(intent_ids), OutboxIntent.gas_limit.is_(None))
+            ).all()
+        calls = []
+        for row in rows:
+            call: dict[str, Any] = {
+                "from": self.signer.address,
+                "data": Web3.to_hex(row.data or b""),
+                "value": hex(row.value),
+            }
+            if row.to_address is not None:
+                call["to"] = row.to_address
+            calls.append(("eth_estimateGas", [call]))
+        answers = self.chain.batch(calls, return_errors=True)
+        self._pass.estimates = {
+            row.id: answer if isinstance(answer, Exception) else int(answer, 16)
+            for row, answer in zip(rows, answers, strict=True)
+        }
+
     def _due(self) -> list[tuple[int, str]]:
         with self.db.begin() as session:
             rows = session.execute(
@@ -176,7 +203,11 @@ class Relayer:
             to, data, value, gas = intent.to_address, intent.data, intent.value, intent.gas_limit
         if gas is None:
             try:
-                estimate = self.chain.estimate_gas(self.signer, to, data, value)
+                estimate = self._pass.estimates.pop(intent_id, None)
+                if isinstance(estimate, Exception):
+                    raise estimate
+                if estimate is None:
+                    estimate = self.chain.estimate_gas(self.signer, to, data, value)
             except TransactionReverted as exc:
                 self._finish(intent_id, None, error=exc.message)
                 return True
@@ -462,6 +493,7 @@ class _Pass:
     pending_count: int | None = None
     mined_count: int | None = None
     receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    estimates: dict[int, int | Exception] = field(default_factory=dict)
 
 
 def _receipt(raw: dict[str, Any]) -> dict[str, Any]:

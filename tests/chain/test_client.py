@@ -192,7 +192,7 @@ def test_nonce_too_low_resyncs_and_retries(node_url, accounts, tmp_path):
     chain = Chain(node_url, state_dir=tmp_path, nonces=lagging)
     expected = chain.pending_nonce(sender.address)
 
-    receipt = chain.transact(sender, payee.address, value=1, gas=21_000)
+    receipt = chain.transact(sender, payee.address, value=2, gas=21_000)  # not the probe's twin
 
     assert chain.w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == expected
     assert lagging.next_nonce(sender.address) == expected + 1
