@@ -59,6 +59,8 @@ def _recorded_platform(chain: Chain) -> Platform:
             tokens={
                 c.code: chain.deployment(f"currency_token:{c.code}").address for c in CURRENCIES
             },
+            vehicles=chain.deployment("vehicle_registry").address,
+            fines=chain.deployment("traffic_fines").address,
         )
     except DeploymentNotFound as exc:
         raise ConfigError(

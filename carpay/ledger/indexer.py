@@ -60,6 +60,11 @@ class _EventSpec:
     indexed: tuple[bool, ...]
     types: tuple[str, ...]
 
+    @property
+    def is_erc20_transfer(self) -> bool:
+        """ERC-20's Transfer(from, to, value), not ERC-721's, whose token id is indexed."""
+        return self.name == "Transfer" and self.indexed == (True, True, False)
+
     def decode(self, topics: Sequence[str], data: str) -> dict[str, Any]:
         plain_types = [t for t, i in zip(self.types, self.indexed, strict=True) if not i]
         plain = iter(abi_decode(plain_types, bytes.fromhex(data[2:])) if plain_types else ())
@@ -293,6 +298,7 @@ class Indexer:
                     "event": spec.name,
                     "args": spec.decode(topics, entry["data"]),
                     "timestamp": timestamps[number],
+                    "erc20_transfer": spec.is_erc20_transfer,
                 }
             )
         last = blocks[-1]
@@ -308,7 +314,8 @@ class Indexer:
             if transactions:
                 session.execute(sa.insert(LedgerTransaction), transactions)
             if events:
-                rows = [{k: v for k, v in e.items() if k != "timestamp"} for e in events]
+                extra = ("timestamp", "erc20_transfer")  # for projections, not columns
+                rows = [{k: v for k, v in e.items() if k not in extra} for e in events]
                 session.execute(sa.insert(LedgerEvent), rows)
                 for projection in self._projections:
                     projection(session, chain_id, events)

@@ -46,7 +46,7 @@ def project_transfers(session: Session, chain_id: int, events: list[dict[str, An
     rows = []
     deltas: dict[tuple[str, str], int] = defaultdict(int)
     for event in events:
-        if event["event"] != "Transfer":
+        if not event.get("erc20_transfer"):
             continue
         sender, receiver, value = (event["args"][k] for k in list(event["args"])[:3])
         value = int(value)

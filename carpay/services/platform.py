@@ -16,6 +16,7 @@ from eth_account.signers.local import LocalAccount
 from carpay.chain import Chain, contract
 from carpay.errors import DeploymentNotFound
 from carpay.ledger.indexer import Watched
+from carpay.services.vin import validate_vin
 
 __all__ = [
     "CATEGORIES",
@@ -67,6 +68,8 @@ class Platform:
     registry: str
     checkout: str
     tokens: dict[str, str] = field(default_factory=dict)  # currency code -> address
+    vehicles: str | None = None
+    fines: str | None = None
 
     def watched(self) -> list[Watched]:
         """The contracts the indexer follows."""
@@ -76,6 +79,12 @@ class Platform:
         ]
         token_abi = contract("currency_token").abi
         items += [Watched(a, f"currency_token:{c}", token_abi) for c, a in self.tokens.items()]
+        if self.vehicles:
+            items.append(
+                Watched(self.vehicles, "vehicle_registry", contract("vehicle_registry").abi)
+            )
+        if self.fines:
+            items.append(Watched(self.fines, "traffic_fines", contract("traffic_fines").abi))
         return items
 
 
@@ -123,7 +132,19 @@ def deploy_platform(
                 owner, token.functions.configureMinter(gateway or owner.address, GATEWAY_ALLOWANCE)
             )
         tokens[currency.code] = address
-    return Platform(registry, checkout, tokens)
+    vehicles = _deployed(chain, "vehicle_registry") or chain.deploy(
+        "vehicle_registry",
+        "Carpay Vehicle Title",
+        "CVT",
+        "https://carpay.dev/titles/",
+        "carpay vehicle registry",
+        "1",
+        sender=owner,
+    )
+    fines = _deployed(chain, "traffic_fines") or chain.deploy(
+        "traffic_fines", registry, vehicles, sender=owner
+    )
+    return Platform(registry, checkout, tokens, vehicles, fines)
 
 
 def seed_demo(
@@ -152,3 +173,39 @@ def seed_demo(
             merchant.address, category, merchant.address, fee_bps
         )
         chain.transact(owner, register)
+    if platform.vehicles and platform.fines:
+        _demo_vehicles(chain, platform, owner, holders, merchants)
+
+
+#: Demo vehicles: valid VINs (ISO 3779; the North-American ones with their check digit).
+DEMO_VINS = ("1HGCM82633A004352", "1M8GDM9AXKP042788", "WVWZZZ1JZXW000001")
+
+
+def _demo_vehicles(
+    chain: Chain,
+    platform: Platform,
+    owner: LocalAccount,
+    holders: Sequence[str],
+    merchants: Sequence[LocalAccount],
+) -> None:
+    """Titles for the first holders, a service record by the repair shop and a fine by the
+    authority (both given a little ether for gas)."""
+    vehicles = chain.contract("vehicle_registry", platform.vehicles)
+    fines = chain.contract("traffic_fines", platform.fines)
+    repair, authority = (
+        merchants[CATEGORIES.index("repair")],
+        merchants[CATEGORIES.index("authority")],
+    )
+    chain.transact(owner, vehicles.functions.setRegistrar(owner.address, True))
+    chain.transact(owner, vehicles.functions.setRepairShop(repair.address, True))
+    for merchant in (repair, authority):
+        chain.transact(owner, merchant.address, value=10**18, gas=21_000)
+    titles = []
+    for vin, holder in zip(DEMO_VINS, holders, strict=False):
+        chain.transact(owner, vehicles.functions.mintTitle(holder, validate_vin(vin)))
+        titles.append(vehicles.functions.titleOf(vin).call())
+    chain.transact(repair, vehicles.functions.recordService(titles[0], b"\x01" * 32, 42_000))
+    due = chain.w3.eth.get_block("latest")["timestamp"] + 30 * 86_400
+    eur = platform.tokens.get("EUR") or next(iter(platform.tokens.values()))
+    issue = fines.functions.issueFine(titles[0], eur, 60 * 10**6, 20 * 10**6, due, 1)
+    chain.transact(authority, issue)

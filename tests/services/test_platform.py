@@ -6,7 +6,13 @@ import pytest
 from eth_account import Account
 
 from carpay.chain import Chain
-from carpay.services.platform import CATEGORIES, DEMO_BALANCE, deploy_platform, seed_demo
+from carpay.services.platform import (
+    CATEGORIES,
+    DEMO_BALANCE,
+    DEMO_VINS,
+    deploy_platform,
+    seed_demo,
+)
 from carpay.settings import DEV_MNEMONIC
 
 
@@ -35,7 +41,16 @@ def test_deploys_once_and_wires_the_contracts(node_url, tmp_path, keys):
         assert token.functions.isSettler(platform.checkout).call() is True
         assert token.functions.isMinter(owner.address).call() is True
     names = {w.name for w in platform.watched()}
-    assert names == {"merchant_registry", "checkout", "currency_token:EUR", "currency_token:USD"}
+    assert names == {
+        "merchant_registry",
+        "checkout",
+        "currency_token:EUR",
+        "currency_token:USD",
+        "vehicle_registry",
+        "traffic_fines",
+    }
+    fines = chain.contract("traffic_fines", platform.fines)
+    assert fines.functions.unpaidFines(1).call() == []
 
 
 def test_demo_data_funds_every_holder_and_registers_every_category(node_url, tmp_path, keys):
@@ -57,3 +72,12 @@ def test_demo_data_funds_every_holder_and_registers_every_category(node_url, tmp
         assert (payout, found, active) == (merchant.address, category, True)
         assert 0 < fee_bps <= 1_000
     assert len(merchants) == len(CATEGORIES)
+    vehicles = chain.contract("vehicle_registry", platform.vehicles)
+    titles = [vehicles.functions.titleOf(vin).call() for vin in DEMO_VINS]
+    assert [vehicles.functions.ownerOf(t).call() for t in titles] == holders[: len(DEMO_VINS)]
+    assert vehicles.functions.odometerOf(titles[0]).call() == 42_000
+    fines = chain.contract("traffic_fines", platform.fines)
+    assert (
+        fines.functions.unpaidFines(titles[0]).call() == [1]
+        or len(fines.functions.unpaidFines(titles[0]).call()) == 1
+    )
