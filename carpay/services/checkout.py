@@ -27,7 +27,15 @@ from carpay.errors import Conflict, ValidationFailed
 from carpay.ledger.models import OutboxIntent, utcnow
 from carpay.services.outbox import Outbox, checksum
 
-__all__ = ["CheckoutPayments", "CheckoutView", "Hold", "Invoice", "ReceiveAuthorization"]
+__all__ = [
+    "INVOICE_FIELDS",
+    "RECEIVE_FIELDS",
+    "CheckoutPayments",
+    "CheckoutView",
+    "Hold",
+    "Invoice",
+    "ReceiveAuthorization",
+]
 
 ZERO_ADDRESS = "0x" + "00" * 20
 INVOICE_TYPE = (
@@ -38,7 +46,8 @@ HOLD_TYPE = (
     "Hold(address payer,address merchant,address token,uint256 amount,uint256 deadline,"
     "bytes32 salt)"
 )
-_INVOICE_FIELDS = [
+#: EIP-712 fields of checkout's Invoice and of EIP-3009's ReceiveWithAuthorization.
+INVOICE_FIELDS = [
     {"name": "merchant", "type": "address"},
     {"name": "amount", "type": "uint256"},
     {"name": "token", "type": "address"},
@@ -46,7 +55,7 @@ _INVOICE_FIELDS = [
     {"name": "expiry", "type": "uint256"},
     {"name": "payer", "type": "address"},
 ]
-_RECEIVE_FIELDS = [
+RECEIVE_FIELDS = [
     {"name": "from", "type": "address"},
     {"name": "to", "type": "address"},
     {"name": "value", "type": "uint256"},
@@ -269,7 +278,7 @@ class CheckoutPayments:
                 strict=True,
             )
         )
-        if _signer(domain, {"Invoice": _INVOICE_FIELDS}, message, signature) != invoice.merchant:
+        if _signer(domain, {"Invoice": INVOICE_FIELDS}, message, signature) != invoice.merchant:
             raise ValidationFailed(
                 "the invoice is not signed by its merchant",
                 errors=[_err("merchant_signature", "not the merchant's")],
@@ -362,7 +371,7 @@ class CheckoutPayments:
             "validBefore": valid_before,
             "nonce": nonce,
         }
-        types = {"ReceiveWithAuthorization": _RECEIVE_FIELDS}
+        types = {"ReceiveWithAuthorization": RECEIVE_FIELDS}
         signature = r + s + bytes([v])
         if _signer(self.view.token_domain(token), types, message, signature) != payer:
             raise ValidationFailed(

@@ -8,20 +8,12 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from carpay.chain import Chain
+from carpay.services.checkout import INVOICE_FIELDS
 from carpay.services.platform import Platform, deploy_platform
 
 __all__ = ["INVOICE_TYPES", "CheckoutScenario", "checkout_scenario", "sign_invoice"]
 
-INVOICE_TYPES = {
-    "Invoice": [
-        {"name": "merchant", "type": "address"},
-        {"name": "amount", "type": "uint256"},
-        {"name": "token", "type": "address"},
-        {"name": "invoiceId", "type": "bytes32"},
-        {"name": "expiry", "type": "uint256"},
-        {"name": "payer", "type": "address"},
-    ]
-}
+INVOICE_TYPES = {"Invoice": INVOICE_FIELDS}
 _ZERO = "0x" + "00" * 20
 
 

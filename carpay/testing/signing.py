@@ -9,6 +9,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
+from carpay.services.checkout import RECEIVE_FIELDS
+
 __all__ = [
     "SECP256K1_N",
     "Domain",
@@ -31,16 +33,9 @@ _DOMAIN_FIELDS = [
     {"name": "verifyingContract", "type": "address"},
 ]
 
-_AUTHORIZATION_FIELDS = [
-    {"name": "from", "type": "address"},
-    {"name": "to", "type": "address"},
-    {"name": "value", "type": "uint256"},
-    {"name": "validAfter", "type": "uint256"},
-    {"name": "validBefore", "type": "uint256"},
-    {"name": "nonce", "type": "bytes32"},
-]
+_AUTHORIZATION_FIELDS = RECEIVE_FIELDS  # the same for transfer and receive
 
-_TYPES: dict[str, list[dict[str, str]]] = {
+TYPES: dict[str, list[dict[str, str]]] = {
     "Permit": [
         {"name": "owner", "type": "address"},
         {"name": "spender", "type": "address"},
@@ -108,7 +103,7 @@ class Signature(NamedTuple):
 
 def _sign(signer: LocalAccount, domain: Domain, primary_type: str, message: dict) -> Signature:
     full_message = {
-        "types": {"EIP712Domain": _DOMAIN_FIELDS, primary_type: _TYPES[primary_type]},
+        "types": {"EIP712Domain": _DOMAIN_FIELDS, primary_type: TYPES[primary_type]},
         "primaryType": primary_type,
         "domain": domain.as_dict(),
         "message": message,

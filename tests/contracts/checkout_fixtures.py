@@ -11,21 +11,11 @@ from web3.logs import DISCARD as _DISCARD
 
 from carpay.chain import Chain, compile_contract
 from carpay.errors import TransactionReverted
+from carpay.services.checkout import INVOICE_FIELDS, RECEIVE_FIELDS
+from carpay.testing.signing import TYPES
 
 CONTRACTS = Path(__file__).resolve().parent
 
-#: Merchant categories, numbered as in merchant_registry.vy.
-CATEGORIES = (
-    "dealer",
-    "insurer",
-    "fuel",
-    "ev_charging",
-    "repair",
-    "parking",
-    "toll",
-    "authority",
-    "other",
-)
 ZERO = "0x" + "00" * 20
 
 
@@ -74,35 +64,9 @@ TOKEN_NAME, TOKEN_VERSION = "Carpay Euro", "2"
 #: Minted to each payer at deployment.
 FUNDS = 1_000_000 * 10**6
 
-INVOICE_TYPES = {
-    "Invoice": [
-        {"name": "merchant", "type": "address"},
-        {"name": "amount", "type": "uint256"},
-        {"name": "token", "type": "address"},
-        {"name": "invoiceId", "type": "bytes32"},
-        {"name": "expiry", "type": "uint256"},
-        {"name": "payer", "type": "address"},
-    ]
-}
-RECEIVE_TYPES = {
-    "ReceiveWithAuthorization": [
-        {"name": "from", "type": "address"},
-        {"name": "to", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "validAfter", "type": "uint256"},
-        {"name": "validBefore", "type": "uint256"},
-        {"name": "nonce", "type": "bytes32"},
-    ]
-}
-PAYMENT_TYPES = {
-    "PaymentAuthorization": [
-        {"name": "from", "type": "address"},
-        {"name": "to", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "validBefore", "type": "uint256"},
-    ]
-}
+INVOICE_TYPES = {"Invoice": INVOICE_FIELDS}
+RECEIVE_TYPES = {"ReceiveWithAuthorization": RECEIVE_FIELDS}
+PAYMENT_TYPES = {"PaymentAuthorization": TYPES["PaymentAuthorization"]}
 
 
 @dataclass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contracts.checkout_fixtures import CATEGORIES, ZERO, events, reverts
+from carpay.services.platform import CATEGORIES
+from tests.contracts.checkout_fixtures import ZERO, events, reverts
 
 
 @pytest.fixture
