@@ -89,10 +89,18 @@ async def run_node(url: str, transfers: int, in_flight: int) -> dict:
     bytecode, _abi = _compile_token()
     async with aiohttp.ClientSession() as session:
         chain_id = int((await _call(session, url, "eth_chainId", []))["result"], 16)
-        nonce = int((await _call(session, url, "eth_getTransactionCount",
-                                 [sender.address, "pending"]))["result"], 16)
-        fee = {"maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "chainId": chain_id,
-               "type": 2}
+        nonce = int(
+            (await _call(session, url, "eth_getTransactionCount", [sender.address, "pending"]))[
+                "result"
+            ],
+            16,
+        )
+        fee = {
+            "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9,
+            "chainId": chain_id,
+            "type": 2,
+        }
         deploy = sender.sign_transaction(
             {"data": bytecode, "gas": 3_000_000, "nonce": nonce, **fee}
         )
@@ -133,8 +141,9 @@ async def run_node(url: str, transfers: int, in_flight: int) -> dict:
             # poll whatever the number of blocks (anvil makes one per transaction).
             done = 0
             while done < transfers and not errors:
-                answer = await _call(session, url, "eth_getTransactionCount",
-                                     [sender.address, "latest"])
+                answer = await _call(
+                    session, url, "eth_getTransactionCount", [sender.address, "latest"]
+                )
                 now = time.perf_counter()
                 mined_nonce = int(answer["result"], 16) - (nonce + 1)
                 for i in range(done, min(mined_nonce, transfers)):
@@ -174,8 +183,9 @@ async def run_node(url: str, transfers: int, in_flight: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transfers", type=int, default=20_000)
-    parser.add_argument("--in-flight", type=int, default=256,
-                        help="most transfers submitted and not yet mined")
+    parser.add_argument(
+        "--in-flight", type=int, default=256, help="most transfers submitted and not yet mined"
+    )
     args = parser.parse_args()
 
     results = {}
@@ -190,24 +200,34 @@ def main() -> None:
     ratio = results["embedded"]["transfers_per_s"] / results["anvil"]["transfers_per_s"]
 
     print(f"\nERC-20 transfers over JSON-RPC, one client, at most {args.in_flight} unmined")
-    print(f"{'node':<10}{'transfers':>10}{'tx/s':>9}{'first 10%':>11}{'last 10%':>10}"
-          f"{'p50 ms':>9}{'p99 ms':>9}{'gas':>7}")
+    print(
+        f"{'node':<10}{'transfers':>10}{'tx/s':>9}{'first 10%':>11}{'last 10%':>10}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'gas':>7}"
+    )
     for name, r in results.items():
-        print(f"{name:<10}{r['transfers']:>10}{r['transfers_per_s']:>9}"
-              f"{r['first_tenth_per_s']:>11}{r['last_tenth_per_s']:>10}"
-              f"{r['p50_ms']:>9}{r['p99_ms']:>9}{r['gas_per_transfer']:>7}")
+        print(
+            f"{name:<10}{r['transfers']:>10}{r['transfers_per_s']:>9}"
+            f"{r['first_tenth_per_s']:>11}{r['last_tenth_per_s']:>10}"
+            f"{r['p50_ms']:>9}{r['p99_ms']:>9}{r['gas_per_transfer']:>7}"
+        )
     print(f"embedded / anvil throughput ratio: {ratio:.2f}")
     print(f"embedded node startup: {results['embedded']['startup_s']} s")
 
     out = ROOT / "bench" / "results" / "node_throughput.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "in_flight": args.in_flight,
-        "results": results,
-        "ratio_embedded_to_anvil": round(ratio, 2),
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "in_flight": args.in_flight,
+                "results": results,
+                "ratio_embedded_to_anvil": round(ratio, 2),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written {out.relative_to(ROOT)}")
 
 

@@ -51,14 +51,24 @@ class Transfers:
         details = {"to": to, "amount_minor": amount_minor, "token": None}
         if token is None:
             return self.outbox.enqueue(
-                session, kind=KIND, owner=owner, to=to, value=amount_minor,
-                details=details, reference=reference,
+                session,
+                kind=KIND,
+                owner=owner,
+                to=to,
+                value=amount_minor,
+                details=details,
+                reference=reference,
             )
         token = checksum(token, "token")
         details["token"] = token
         return self.outbox.enqueue(
-            session, kind=KIND, owner=owner, to=token, data=erc20_transfer_data(to, amount_minor),
-            details=details, reference=reference,
+            session,
+            kind=KIND,
+            owner=owner,
+            to=token,
+            data=erc20_transfer_data(to, amount_minor),
+            details=details,
+            reference=reference,
         )
 
     def get(self, session: Session, transfer_id: int, *, owner: str | None) -> OutboxIntent:

@@ -113,8 +113,7 @@ def test_scopes_admin_implies_all():
 
 def test_list_pages_newest_first_by_owner(database, keys):
     with database.begin() as s:
-        ids = [keys.create(s, name=f"k{i}", owner="m1", scopes=["admin"]).key.id
-               for i in range(5)]
+        ids = [keys.create(s, name=f"k{i}", owner="m1", scopes=["admin"]).key.id for i in range(5)]
         keys.create(s, name="other", owner="m2", scopes=["admin"])
     with database.begin() as s:
         first = keys.list(s, owner="m1", limit=2)

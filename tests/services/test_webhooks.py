@@ -123,16 +123,24 @@ def test_delivery_is_signed_and_verifiable(database, hooks, dispatcher, clock):
     with WebhookReceiver() as receiver:
         with database.begin() as s:
             new = hooks.subscribe(s, owner="m1", url=receiver.url, events=["*"])
-            hooks.publish(s, event_id="evt_9", type="payment.succeeded", owner="m1",
-                          data={"amount_minor": 2**70})
+            hooks.publish(
+                s,
+                event_id="evt_9",
+                type="payment.succeeded",
+                owner="m1",
+                data={"amount_minor": 2**70},
+            )
         assert dispatcher.run_once() == 1
         assert dispatcher.run_once() == 0  # delivered: nothing due any more
     [got] = receiver.received
     assert got.headers["Carpay-Event-Id"] == "evt_9"
-    assert verify_signature(new.secret, got.headers["Carpay-Signature"], got.body,
-                            now=clock.now.timestamp())
+    assert verify_signature(
+        new.secret, got.headers["Carpay-Signature"], got.body, now=clock.now.timestamp()
+    )
     assert json.loads(got.body) == {
-        "id": "evt_9", "type": "payment.succeeded", "created": int(clock.now.timestamp()),
+        "id": "evt_9",
+        "type": "payment.succeeded",
+        "created": int(clock.now.timestamp()),
         "data": {"amount_minor": 2**70},
     }
     with database.begin() as s:

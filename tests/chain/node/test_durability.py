@@ -34,8 +34,16 @@ class _NodeProcess:
     def start(self) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "carpay.cli", "node", "--data-dir", str(self.data_dir),
-               "--port", str(port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "carpay.cli",
+            "node",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(port),
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for_rpc(self.url, timeout=60, proc=self.proc)
 
@@ -49,8 +57,16 @@ def test_no_acknowledged_transaction_is_lost_across_kill_9(tmp_path):
     sender, recipient = dev_accounts(count=2)
     signed = [
         sender.sign_transaction(
-            {"to": recipient.address, "value": 1_000 + i, "gas": 21_000, "nonce": i,
-             "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9, "chainId": 1337, "type": 2}
+            {
+                "to": recipient.address,
+                "value": 1_000 + i,
+                "gas": 21_000,
+                "nonce": i,
+                "maxFeePerGas": 10**10,
+                "maxPriorityFeePerGas": 10**9,
+                "chainId": 1337,
+                "type": 2,
+            }
         )
         for i in range(TRANSFERS)
     ]

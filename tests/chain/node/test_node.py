@@ -56,8 +56,15 @@ def test_block_time_mode_still_mines_sent_transactions(tmp_path):
     try:
         w3 = Web3(Web3.HTTPProvider(node.url))
         sender, recipient = dev_accounts(count=2)
-        tx = {"to": recipient.address, "value": 5, "gas": 21_000, "nonce": 0, "chainId": 1337,
-              "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1}
+        tx = {
+            "to": recipient.address,
+            "value": 5,
+            "gas": 21_000,
+            "nonce": 0,
+            "chainId": 1337,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 1,
+        }
         tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
         assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30).status == 1
     finally:
