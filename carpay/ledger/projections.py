@@ -26,6 +26,7 @@ from carpay.ledger.tables import (
     LedgerPayment,
     LedgerRefund,
     LedgerTransfer,
+    LedgerVehicleRecord,
 )
 
 __all__ = ["PROJECTIONS", "ZERO_ADDRESS", "Projection", "rebuild_state"]
@@ -255,6 +256,38 @@ def _placed_hold(session: Session, chain_id: int, hold_id: str) -> dict[str, Any
     return {"token": row.token} if row else None
 
 
+# -- vehicles ------------------------------------------------------------------------------
+
+_VEHICLE_CONTRACTS = ("vehicle_registry", "traffic_fines")
+
+
+def project_vehicles(session: Session, chain_id: int, events: list[dict[str, Any]]) -> None:
+    """Every event about a title (its transfers, liens, service records and fines) into the
+    vehicle's record."""
+    rows = []
+    for event in events:
+        if event["contract"] not in _VEHICLE_CONTRACTS:
+            continue
+        args = event["args"]
+        if "title" in args:
+            title = args["title"]
+        elif event["event"] == "Transfer" and len(args) == 3:
+            title = list(args.values())[2]  # ERC-721: from, to, token id
+        else:
+            continue
+        rows.append(
+            {
+                **_located(event),
+                "title": str(title),
+                "contract": event["contract"],
+                "kind": event["event"],
+                "data": args,
+            }
+        )
+    if rows:
+        session.execute(sa.insert(LedgerVehicleRecord), rows)
+
+
 # -- merchant registry -----------------------------------------------------------------------
 
 
@@ -344,4 +377,9 @@ def rebuild_state(session: Session, chain_id: int, *, above: int) -> None:
 
 
 #: What every indexer projects, in this order.
-PROJECTIONS: tuple[Projection, ...] = (project_transfers, project_checkout, project_merchants)
+PROJECTIONS: tuple[Projection, ...] = (
+    project_transfers,
+    project_checkout,
+    project_merchants,
+    project_vehicles,
+)

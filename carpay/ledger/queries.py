@@ -24,6 +24,7 @@ from carpay.ledger.tables import (
     LedgerRefund,
     LedgerTransaction,
     LedgerTransfer,
+    LedgerVehicleRecord,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "merchants",
     "transaction",
     "transfers",
+    "vehicle",
 ]
 
 
@@ -199,6 +201,71 @@ def transaction(
         sa.select(e).where(e.chain_id == chain_id, e.tx_hash == found.hash).order_by(e.log_index)
     )
     return found, list(events)
+
+
+def vehicle(session: Session, chain_id: int, title: int) -> dict[str, Any] | None:
+    """A vehicle's full record from its title's events: VIN, owners in order, the open lien,
+    service history and fines with their state (None if the title was never seen)."""
+    r = LedgerVehicleRecord
+    rows = list(
+        session.scalars(
+            sa.select(r).where(r.chain_id == chain_id, r.title == str(title)).order_by(r.id)
+        )
+    )
+    if not rows:
+        return None
+    record: dict[str, Any] = {
+        "title": str(title),
+        "vin": None,
+        "owner": None,
+        "owners": [],
+        "lien": None,
+        "service": [],
+        "fines": [],
+    }
+    fines: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        data, at = row.data, {"block_number": row.block_number, "tx_hash": row.tx_hash}
+        if row.kind == "TitleMinted":
+            record["vin"] = data["vin"]
+        elif row.kind == "Transfer":
+            owner = list(data.values())[1]
+            record["owner"] = owner
+            record["owners"].append({"owner": owner, "since": row.timestamp, **at})
+        elif row.kind == "LienRecorded":
+            record["lien"] = {"lender": data["lender"], "payoff": int(data["amount"])}
+        elif row.kind == "LienPayoffChanged" and record["lien"]:
+            record["lien"]["payoff"] = int(data["amount"])
+        elif row.kind == "LienReleased":
+            record["lien"] = None
+        elif row.kind == "ServiceRecorded":
+            record["service"].append(
+                {
+                    "shop": data["shop"],
+                    "document_hash": data["document_hash"],
+                    "odometer": int(data["odometer"]),
+                    "timestamp": int(data["timestamp"]),
+                    **at,
+                }
+            )
+        elif row.kind == "FineIssued":
+            fines[data["fine_id"]] = {
+                "fine_id": int(data["fine_id"]),
+                "authority": data["authority"],
+                "token": data["token"],
+                "amount": int(data["amount"]),
+                "late_fee": int(data["late_fee"]),
+                "due": int(data["due"]),
+                "status": "unpaid",
+                "paid": None,
+                **at,
+            }
+        elif row.kind in ("FinePaid", "FineWaived") and data["fine_id"] in fines:
+            fine = fines[data["fine_id"]]
+            fine["status"] = "paid" if row.kind == "FinePaid" else "waived"
+            fine["paid"] = int(data["paid"]) if row.kind == "FinePaid" else None
+    record["fines"] = list(fines.values())
+    return record
 
 
 def row_dict(row: Any, *exclude: str) -> dict[str, Any]:

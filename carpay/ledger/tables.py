@@ -28,6 +28,7 @@ __all__ = [
     "LedgerEvent",
     "LedgerTransaction",
     "LedgerTransfer",
+    "LedgerVehicleRecord",
 ]
 
 _Address = sa.String(42)
@@ -234,6 +235,24 @@ class LedgerHoldMovement(_LogRow, Base):
     deadline: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
+class LedgerVehicleRecord(_LogRow, Base):
+    """One event in a vehicle's life, by title id (decimal): ``kind`` is the event's name
+    (Transfer, TitleMinted, LienRecorded, LienPayoffChanged, LienReleased, ServiceRecorded,
+    FineIssued, FinePaid, FineWaived, ...) and ``data`` its arguments."""
+
+    __tablename__ = "ledger_vehicle_records"
+    __table_args__ = (
+        sa.UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        sa.Index("ix_ledger_vehicle_records_title", "chain_id", "title", "id"),
+        sa.Index("ix_ledger_vehicle_records_block", "chain_id", "block_number"),
+    )
+
+    title: Mapped[str] = mapped_column(sa.String(78))
+    contract: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(50))
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
 class LedgerMerchant(Base):
     """A merchant as the registry's events left it (rebuilt from the events on a reorg)."""
 
@@ -252,6 +271,7 @@ class LedgerMerchant(Base):
 #: Every table whose rows come from one log or block, children first: what a rollback or a
 #: reindex clears above a block.
 INDEX_TABLES = (
+    LedgerVehicleRecord,
     LedgerPayment,
     LedgerRefund,
     LedgerHoldMovement,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from eth_utils import keccak
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
@@ -15,6 +16,7 @@ from carpay.api.security import requires
 from carpay.errors import NotFound
 from carpay.ledger import queries
 from carpay.ledger.queries import row_dict
+from carpay.services.vin import validate_vin
 
 router = APIRouter(tags=["ledger"], responses=problem_responses(401, 403, 422, 429))
 
@@ -251,6 +253,38 @@ def get_hold(hold_id: HashPath, request: Request, _: Principal = reader) -> dict
             "remaining": last.remaining if last.kind in ("placed", "captured") else 0,
             "movements": [row_dict(s) for s in steps],
         }
+
+
+class VehicleOut(BaseModel):
+    """A vehicle's record: owners in order, the open lien, service history, fines."""
+
+    title: str
+    vin: str | None
+    owner: str | None
+    owners: list[dict[str, Any]]
+    lien: dict[str, Any] | None
+    service: list[dict[str, Any]]
+    fines: list[dict[str, Any]]
+
+
+@router.get(
+    "/vehicles/{vin}",
+    response_model=VehicleOut,
+    responses=problem_responses(404),
+    summary="A vehicle's full record, by VIN",
+)
+def get_vehicle(
+    vin: Annotated[str, Path(min_length=17, max_length=17, pattern="^[0-9A-Za-z]{17}$")],
+    request: Request,
+    _: Principal = reader,
+) -> dict:
+    vin = validate_vin(vin)
+    title = int.from_bytes(keccak(text=vin), "big")
+    with platform(request).db.begin() as session:
+        found = queries.vehicle(session, _chain_id(request), title)
+    if found is None:
+        raise NotFound(f"no vehicle {vin} is titled")
+    return found
 
 
 @router.get("/explorer/blocks", response_model=list[BlockOut], summary="The newest blocks")
