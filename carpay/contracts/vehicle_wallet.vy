@@ -49,7 +49,7 @@ from snekmate.utils import eip712_domain_separator
 initializes: eip712_domain_separator
 
 
-# @dev ECDSA, or ERC-1271 when the owner is a contract.
+# @dev ERC-1271 checks of an owner that is a contract.
 from snekmate.utils import signature_checker
 
 
@@ -112,6 +112,12 @@ MESSAGE_TYPEHASH: public(constant(bytes32)) = keccak256("VehicleWalletMessage(by
 # answer to a signature that is not valid.
 _MAGIC_VALUE: constant(bytes4) = 0x1626ba7e
 _INVALID: constant(bytes4) = 0xffffffff
+
+
+# @dev The largest `s` of a signature that is not malleable (EIP-2).
+_MALLEABILITY_THRESHOLD: constant(uint256) = (
+    57_896_044_618_658_097_711_785_492_504_343_953_926_418_782_139_537_452_191_302_581_570_759_080_747_168
+)
 
 
 # @dev The length of a day in seconds: spending is totalled per UTC day.
@@ -470,9 +476,14 @@ def isValidSignature(hash: bytes32, signature: Bytes[65]) -> bytes4:
     """
     if self._policy & _FROZEN_BIT != 0:
         return _INVALID
-    if signature_checker._is_valid_signature_now(
-        staticcall vehicles.ownerOf(title), self._replay_safe_hash(hash), signature
-    ):
+    owner: address = staticcall vehicles.ownerOf(title)
+    digest: bytes32 = self._replay_safe_hash(hash)
+    valid: bool = False
+    if owner.is_contract:
+        valid = signature_checker._is_valid_ERC1271_signature_now(owner, digest, signature)
+    else:
+        valid = self._is_owner_ecdsa(owner, digest, signature)
+    if valid:
         return _MAGIC_VALUE
     return _INVALID
 
@@ -678,6 +689,25 @@ def _require_owner():
     assert msg.sender == staticcall vehicles.ownerOf(title), (
         "vehicle_wallet: caller is not the vehicle's owner"
     )
+
+
+@internal
+@pure
+def _is_owner_ecdsa(owner: address, digest: bytes32, signature: Bytes[65]) -> bool:
+    """
+    @dev Whether `signature` is `owner`'s 65-byte ECDSA signature of
+         `digest` with a low `s` (EIP-2). Unlike snekmate's `ecdsa`, a
+         malformed signature is an answer (False), not a revert.
+    """
+    if len(signature) != 65:
+        return False
+    s: uint256 = extract32(signature, 32, output_type=uint256)
+    if s > _MALLEABILITY_THRESHOLD:
+        return False
+    r: uint256 = extract32(signature, 0, output_type=uint256)
+    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    signer: address = ecrecover(digest, v, r, s)
+    return signer != empty(address) and signer == owner
 
 
 @internal
