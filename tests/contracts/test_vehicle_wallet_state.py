@@ -79,6 +79,22 @@ amounts = st.one_of(
 )
 deltas = st.sampled_from([-1, 0, 0, 0, 1, 1, 2, 50, -30])
 limits = st.one_of(st.integers(0, 500), st.sampled_from([0, 100, 250, 2**128 - 1, 2**128]))
+#: The rarer changes `act` picks from, with the strategies of their arguments.
+ACTIONS = {
+    "allow_category": {
+        "caller": st.sampled_from(OWNERS),
+        "category": st.sampled_from(CATEGORIES),
+        "allowed": st.booleans(),
+    },
+    "toggle_freeze": {"caller": st.sampled_from(OWNERS)},
+    "rotate_device_key": {
+        "caller": st.sampled_from((*OWNERS, DEVICE)),
+        "key": st.sampled_from((DEVICE, NEW_DEVICE)),
+    },
+    "withdraw": {"caller": st.sampled_from((*OWNERS, DEVICE)), "amount": st.integers(0, 1_000)},
+    "transfer_title": {"caller": st.sampled_from(OWNERS)},
+    "toggle_merchant": {"merchant": st.sampled_from(list(MERCHANTS))},
+}
 #: What the owner sets up at the start: fuel and dealers allowed, parking not yet.
 START_LIMITS = {FUEL_CATEGORY: (300, 200), DEALER_CATEGORY: (500, 500), PARKING_CATEGORY: (0, 0)}
 
@@ -200,6 +216,13 @@ class WalletMachine(RuleBasedStateMachine):
         delta=deltas,
     )
     def pay(self, who: str | int, merchant: int, amount: int | None, delta: int) -> None:
+        self._pay(who, merchant, amount, delta)
+
+    @rule(who=spenders, merchant=st.sampled_from(list(MERCHANTS)), delta=deltas)
+    def pay_at_the_limit(self, who: str | int, merchant: int, delta: int) -> None:
+        self._pay(who, merchant, None, delta)
+
+    def _pay(self, who: str | int, merchant: int, amount: int | None, delta: int) -> None:
         w, caller = self.w, self.spender(who)
         amount = self.amount_for(merchant, amount, delta)
         invoice = w.invoice(amount, invoice_id=self.next_id, merchant=merchant)
@@ -239,35 +262,35 @@ class WalletMachine(RuleBasedStateMachine):
         if self.expect(caller, fn, expected):
             self.limits[category] = (daily, per_payment)
 
-    @rule(
-        caller=st.sampled_from(OWNERS), category=st.sampled_from(CATEGORIES), allowed=st.booleans()
-    )
+    @rule(action=st.sampled_from(list(ACTIONS)), data=st.data())
+    def act(self, action: str, data: st.DataObject) -> None:
+        """One of the rarer changes: the owner's (tried by others too) or the platform's."""
+        method = getattr(self, action)
+        strategies = ACTIONS[action]
+        method(*(data.draw(strategy, label=name) for name, strategy in strategies.items()))
+
     def allow_category(self, caller: int, category: int, allowed: bool) -> None:
         if self.expect(
             caller, self.w.f.allowCategory(category, allowed), self.owner_reason(caller)
         ):
             (self.allowed.add if allowed else self.allowed.discard)(category)
 
-    @rule(caller=st.sampled_from(OWNERS))
     def toggle_freeze(self, caller: int) -> None:
         fn = self.w.f.unfreeze() if self.frozen else self.w.f.freeze()
         if self.expect(caller, fn, self.owner_reason(caller)):
             self.frozen = not self.frozen
 
-    @rule(caller=st.sampled_from(OWNERS + (DEVICE,)), key=st.sampled_from((DEVICE, NEW_DEVICE)))
     def rotate_device_key(self, caller: int, key: int) -> None:
         if self.expect(
             caller, self.w.f.rotateDeviceKey(self.w[key].address), self.owner_reason(caller)
         ):
             self.device = key
 
-    @rule(caller=st.sampled_from(OWNERS + (DEVICE,)), amount=st.integers(0, 1_000))
     def withdraw(self, caller: int, amount: int) -> None:
         fn = self.w.f.withdraw(self.w.token.address, self.w[caller].address, amount)
         if self.expect(caller, fn, self.owner_reason(caller)):
             self.balance -= amount
 
-    @rule(caller=st.sampled_from(OWNERS))
     def transfer_title(self, caller: int) -> None:
         w = self.w
         to = BOB if self.owner == ALICE else ALICE
@@ -276,7 +299,6 @@ class WalletMachine(RuleBasedStateMachine):
         if self.expect(caller, fn, expected):
             self.owner = to
 
-    @rule(merchant=st.sampled_from(list(MERCHANTS)))
     def toggle_merchant(self, merchant: int) -> None:
         w = self.w
         active = not self.active[merchant]
@@ -295,14 +317,15 @@ class WalletMachine(RuleBasedStateMachine):
         w = self.w
         self.chain.transact(w[OWNER], w[OWNER].address, b"", gas=21_000)
 
-    @rule(signer=st.sampled_from((ALICE, BOB, DEVICE, NEW_DEVICE)))
-    def sign(self, signer: int) -> None:
-        digest = keccak(self.next_id.to_bytes(32, "big"))
-        signature = self.w.wallet_signature(self.w[signer], digest).to_bytes()
-        answer = self.w.f.isValidSignature(digest, signature).call()
-        assert answer == (MAGIC if signer == self.owner and not self.frozen else INVALID)
-
     # -- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def only_the_owner_signs(self) -> None:
+        digest = keccak(self.next_id.to_bytes(32, "big"))
+        for signer in {self.owner, self.device}:
+            signature = self.w.wallet_signature(self.w[signer], digest).to_bytes()
+            answer = self.w.f.isValidSignature(digest, signature).call()
+            assert answer == (MAGIC if signer == self.owner and not self.frozen else INVALID)
 
     @invariant()
     def never_beyond_the_limits(self) -> None:
