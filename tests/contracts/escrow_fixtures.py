@@ -184,4 +184,3 @@ def deploy_sales(chain: Chain, accounts: list, *, fee_bps: int = FEE_BPS) -> Sal
 def mint_title(sales: Sales, vin: str = VINS[0], owner: int = SELLER) -> int:
     """Mint the title of ``vin`` to ``owner``; return its id."""
     return sales.vehicles.mint(vin, owner)
-
