@@ -258,7 +258,7 @@ def _placed_hold(session: Session, chain_id: int, hold_id: str) -> dict[str, Any
 
 # -- vehicles ------------------------------------------------------------------------------
 
-_VEHICLE_CONTRACTS = ("vehicle_registry", "traffic_fines")
+_VEHICLE_CONTRACTS = ("vehicle_registry", "traffic_fines", "vehicle_escrow")
 
 
 def project_vehicles(session: Session, chain_id: int, events: list[dict[str, Any]]) -> None:

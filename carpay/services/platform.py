@@ -42,6 +42,8 @@ CATEGORIES = (
 )
 #: What every development account holds of each currency with ``--demo``: 10,000.00.
 DEMO_BALANCE = 10_000 * 10**6
+#: The platform's fee on a vehicle sale by escrow, in basis points (1%).
+ESCROW_FEE_BPS = 100
 #: What the bank gateway may mint before the master minter raises its allowance.
 GATEWAY_ALLOWANCE = 10**9 * 10**6
 
@@ -70,6 +72,7 @@ class Platform:
     tokens: dict[str, str] = field(default_factory=dict)  # currency code -> address
     vehicles: str | None = None
     fines: str | None = None
+    escrow: str | None = None
 
     def watched(self) -> list[Watched]:
         """The contracts the indexer follows."""
@@ -85,6 +88,8 @@ class Platform:
             )
         if self.fines:
             items.append(Watched(self.fines, "traffic_fines", contract("traffic_fines").abi))
+        if self.escrow:
+            items.append(Watched(self.escrow, "vehicle_escrow", contract("vehicle_escrow").abi))
         return items
 
 
@@ -144,7 +149,13 @@ def deploy_platform(
     fines = _deployed(chain, "traffic_fines") or chain.deploy(
         "traffic_fines", registry, vehicles, sender=owner
     )
-    return Platform(registry, checkout, tokens, vehicles, fines)
+    escrow = _deployed(chain, "vehicle_escrow")
+    if escrow is None:
+        escrow = chain.deploy("vehicle_escrow", vehicles, registry, ESCROW_FEE_BPS, sender=owner)
+        # A registrar of titles: it lifts a lien to move the title, and records it again.
+        registry_of_titles = chain.contract("vehicle_registry", vehicles)
+        chain.transact(owner, registry_of_titles.functions.setRegistrar(escrow, True))
+    return Platform(registry, checkout, tokens, vehicles, fines, escrow)
 
 
 def seed_demo(

@@ -48,7 +48,10 @@ def test_deploys_once_and_wires_the_contracts(node_url, tmp_path, keys):
         "currency_token:USD",
         "vehicle_registry",
         "traffic_fines",
+        "vehicle_escrow",
     }
+    vehicles = chain.contract("vehicle_registry", platform.vehicles)
+    assert vehicles.functions.isRegistrar(platform.escrow).call() is True
     fines = chain.contract("traffic_fines", platform.fines)
     assert fines.functions.unpaidFines(1).call() == []
 
