@@ -65,7 +65,11 @@ class Anvil:
         args += ["--chain-id", str(chain_id), "--silent"]
         if block_time:
             args += ["--block-time", str(block_time)]
-        env = dict(os.environ, NO_COLOR="1")
+        # anvil keeps past states on disk under ~/.foundry/anvil/tmp and leaves them there
+        # when it is killed (79 GB after a day of test runs): give it a home of its own,
+        # removed when it stops.
+        self._home = tempfile.mkdtemp(prefix="carpay-anvil-")
+        env = dict(os.environ, NO_COLOR="1", HOME=self._home)
         # A file, not a pipe: an unread pipe fills up and blocks anvil mid-run.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as anvil)
         # Its own process group: the npm launcher is a Node.js script that spawns the real
@@ -91,6 +95,7 @@ class Anvil:
             except subprocess.TimeoutExpired:
                 continue
         self._log.close()
+        shutil.rmtree(self._home, ignore_errors=True)
 
     def __enter__(self) -> Anvil:
         return self
