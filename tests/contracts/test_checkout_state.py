@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 )
 
 from carpay.errors import TransactionReverted
+from tests.contracts import profiles
 from tests.contracts.checkout_fixtures import (
     FUNDS,
     MERCHANT,
@@ -41,25 +42,8 @@ from tests.contracts.checkout_fixtures import (
 )
 
 # Shrinking replays whole deployments step by step and takes many minutes on a node; a failure
-# is reported with the unshrunk sequence of steps instead.
-NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
-
-settings.register_profile(
-    "checkout-short",
-    max_examples=6,
-    stateful_step_count=15,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=NO_SHRINK,
-)
-settings.register_profile(
-    "checkout-long",
-    max_examples=40,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=NO_SHRINK,
-)
+# is reported with the unshrunk sequence of steps instead, in both profiles.
+profiles.register("checkout", short=(6, 15), long=(40, 40), shrink_long=False)
 
 #: What the merchant holds to fund refunds.
 MERCHANT_FUNDS = 10**12

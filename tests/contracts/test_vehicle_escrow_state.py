@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 )
 
 from carpay.errors import TransactionReverted
+from tests.contracts import profiles
 from tests.contracts.checkout_fixtures import advance_past, latest_timestamp
 from tests.contracts.escrow_fixtures import (
     ARBITER,
@@ -43,21 +44,7 @@ from tests.contracts.escrow_fixtures import (
 from tests.contracts.vehicle_fixtures import LENDER, REGISTRAR, STRANGER, TREASURY
 
 # No shrinking in the short profile: a failure shows the steps as found.
-settings.register_profile(
-    "escrow-short",
-    max_examples=4,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)
-settings.register_profile(
-    "escrow-long",
-    max_examples=40,
-    stateful_step_count=60,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+profiles.register("escrow", short=(4, 25), long=(40, 60))
 
 ZERO = "0x" + "00" * 20
 #: The parties; each sells the title it owns to the other.

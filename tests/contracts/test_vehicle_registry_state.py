@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 from eth_utils import keccak
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 )
 
 from carpay.errors import TransactionReverted
+from tests.contracts import profiles
 from tests.contracts.vehicle_fixtures import (
     ALICE,
     BOB,
@@ -37,21 +38,7 @@ from tests.contracts.vehicle_fixtures import (
 # The short profile does not shrink: an example costs a deployment and a dozen transactions,
 # and shrinking one takes minutes. A failure shows the steps as found; the long profile
 # shrinks them.
-settings.register_profile(
-    "vehicles-short",
-    max_examples=6,
-    stateful_step_count=20,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)
-settings.register_profile(
-    "vehicles-long",
-    max_examples=40,
-    stateful_step_count=50,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+profiles.register("vehicles", short=(6, 20), long=(40, 50))
 
 ZERO = "0x" + "00" * 20
 MAX_ODOMETER = 2**48 - 1

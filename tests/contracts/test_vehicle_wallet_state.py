@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 from eth_utils import keccak
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -28,6 +28,7 @@ from hypothesis.stateful import (
 )
 
 from carpay.errors import TransactionReverted
+from tests.contracts import profiles
 from tests.contracts.checkout_fixtures import events, latest_timestamp
 from tests.contracts.vehicle_wallet_fixtures import (
     ALICE,
@@ -49,21 +50,7 @@ from tests.contracts.vehicle_wallet_fixtures import (
 
 # As the other contract machines: no shrinking in the short profile (an example costs a
 # deployment and dozens of transactions); the long profile shrinks.
-settings.register_profile(
-    "vehicle-wallet-short",
-    max_examples=4,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)
-settings.register_profile(
-    "vehicle-wallet-long",
-    max_examples=40,
-    stateful_step_count=60,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+profiles.register("vehicle-wallet", short=(4, 25), long=(40, 60))
 
 #: The merchants and their categories (PAYOUT doubles as a parking operator).
 MERCHANTS = {FUEL: FUEL_CATEGORY, DEALER: DEALER_CATEGORY, PAYOUT: PARKING_CATEGORY}
