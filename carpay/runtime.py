@@ -62,6 +62,7 @@ def _recorded_platform(chain: Chain) -> Platform:
             vehicles=chain.deployment("vehicle_registry").address,
             fines=chain.deployment("traffic_fines").address,
             escrow=chain.deployment("vehicle_escrow").address,
+            insurance=chain.deployment("insurance").address,
         )
     except DeploymentNotFound as exc:
         raise ConfigError(

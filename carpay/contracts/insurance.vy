@@ -217,6 +217,7 @@ event PolicyOffered:
 # @dev Emitted when an insurer withdraws an offer nobody accepted.
 event OfferWithdrawn:
     policy_id: indexed(uint256)
+    title: indexed(uint256)
     insurer: indexed(address)
 
 
@@ -399,7 +400,7 @@ def withdrawOffer(policy_id: uint256):
     insurer: address = self._insurer(stored.terms)
     assert msg.sender == insurer, "insurance: caller is not the insurer"
     self._set_status(policy_id, stored.terms, STATUS_WITHDRAWN)
-    log OfferWithdrawn(policy_id=policy_id, insurer=insurer)
+    log OfferWithdrawn(policy_id=policy_id, title=stored.title, insurer=insurer)
 
 
 @external

@@ -205,7 +205,8 @@ def transaction(
 
 def vehicle(session: Session, chain_id: int, title: int) -> dict[str, Any] | None:
     """A vehicle's full record from its title's events: VIN, owners in order, the open lien,
-    service history and fines with their state (None if the title was never seen)."""
+    service history, fines and insurance policies with their state (None if the title was
+    never seen)."""
     r = LedgerVehicleRecord
     rows = list(
         session.scalars(
@@ -222,8 +223,10 @@ def vehicle(session: Session, chain_id: int, title: int) -> dict[str, Any] | Non
         "lien": None,
         "service": [],
         "fines": [],
+        "policies": [],
     }
     fines: dict[str, dict[str, Any]] = {}
+    policies: dict[str, dict[str, Any]] = {}
     for row in rows:
         data, at = row.data, {"block_number": row.block_number, "tx_hash": row.tx_hash}
         if row.kind == "TitleMinted":
@@ -264,8 +267,54 @@ def vehicle(session: Session, chain_id: int, title: int) -> dict[str, Any] | Non
             fine = fines[data["fine_id"]]
             fine["status"] = "paid" if row.kind == "FinePaid" else "waived"
             fine["paid"] = int(data["paid"]) if row.kind == "FinePaid" else None
+        elif row.contract == "insurance":
+            _policy_event(policies, row.kind, data, at)
     record["fines"] = list(fines.values())
+    record["policies"] = list(policies.values())
     return record
+
+
+_POLICY_ENDINGS = {
+    "OfferWithdrawn": "withdrawn",
+    "PolicyLapsed": "lapsed",
+    "PolicyCancelled": "cancelled",
+}
+
+
+def _policy_event(
+    policies: dict[str, dict[str, Any]], kind: str, data: dict[str, Any], at: dict[str, Any]
+) -> None:
+    """One insurance event about a vehicle into its policies: offered, accepted (holder and the
+    term paid through), renewed, ended, and the claims paid under it."""
+    if kind == "PolicyOffered":
+        policies[data["policy_id"]] = {
+            "policy_id": int(data["policy_id"]),
+            "insurer": data["insurer"],
+            "token": data["token"],
+            "premium": int(data["premium"]),
+            "status": "offered",
+            "holder": None,
+            "paid_through": None,
+            "claims_paid": 0,
+            **at,
+        }
+        return
+    policy = policies.get(data["policy_id"])
+    if policy is None:
+        return
+    if kind == "PolicyAccepted":
+        policy.update(
+            status="active",
+            holder=data["holder"],
+            premium=int(data["premium"]),
+            paid_through=int(data["paid_through"]),
+        )
+    elif kind == "PolicyRenewed":
+        policy.update(premium=int(data["premium"]), paid_through=int(data["paid_through"]))
+    elif kind in _POLICY_ENDINGS:
+        policy["status"] = _POLICY_ENDINGS[kind]
+    elif kind == "ClaimPaid":
+        policy["claims_paid"] += int(data["amount"])
 
 
 def row_dict(row: Any, *exclude: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Bring the platform's contracts onto a chain, once, and give a development network demo data.
 
 :func:`deploy_platform` deploys what is missing (a merchant registry, the checkout, one
-currency token per currency) and wires them together: checkout is a settler of every token,
-the bank gateway a minter. It is idempotent: a deployment recorded for this chain (see
-:meth:`carpay.chain.Chain.deployment`) is reused, so it runs on every start.
+currency token per currency, the vehicle registry, traffic fines, the vehicle escrow and
+insurance) and wires them together: checkout is a settler of every token, the bank gateway a
+minter, the escrow a registrar of titles. It is idempotent: a deployment recorded for this
+chain (see :meth:`carpay.chain.Chain.deployment`) is reused, so it runs on every start.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Platform:
     vehicles: str | None = None
     fines: str | None = None
     escrow: str | None = None
+    insurance: str | None = None
 
     def watched(self) -> list[Watched]:
         """The contracts the indexer follows."""
@@ -90,6 +92,8 @@ class Platform:
             items.append(Watched(self.fines, "traffic_fines", contract("traffic_fines").abi))
         if self.escrow:
             items.append(Watched(self.escrow, "vehicle_escrow", contract("vehicle_escrow").abi))
+        if self.insurance:
+            items.append(Watched(self.insurance, "insurance", contract("insurance").abi))
         return items
 
 
@@ -155,7 +159,10 @@ def deploy_platform(
         # A registrar of titles: it lifts a lien to move the title, and records it again.
         registry_of_titles = chain.contract("vehicle_registry", vehicles)
         chain.transact(owner, registry_of_titles.functions.setRegistrar(escrow, True))
-    return Platform(registry, checkout, tokens, vehicles, fines, escrow)
+    insurance = _deployed(chain, "insurance") or chain.deploy(
+        "insurance", registry, vehicles, sender=owner
+    )
+    return Platform(registry, checkout, tokens, vehicles, fines, escrow, insurance)
 
 
 def seed_demo(

@@ -242,7 +242,7 @@ def test_the_insurer_withdraws_an_offer(chain, w, offered):
     assert reverts(chain, w[ALICE], w.f.withdrawOffer(offered)) == NOT_POLICY_INSURER
     receipt = chain.transact(w[INSURER], w.f.withdrawOffer(offered))
     assert events(chain, receipt, w.insurance, "OfferWithdrawn") == [
-        {"policy_id": offered, "insurer": w[INSURER].address}
+        {"policy_id": offered, "title": w.title, "insurer": w[INSURER].address}
     ]
     assert w.policy(offered)["status"] == WITHDRAWN
     assert reverts(chain, w[INSURER], w.f.withdrawOffer(offered)) == NOT_OFFER

@@ -1,13 +1,14 @@
-"""Tests of carpay/ledger/projections.py: checkout and registry events into typed tables."""
+"""Tests of carpay/ledger/projections.py: checkout and registry events into typed tables, and
+insurance events into a vehicle's record."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
-from carpay.chain import Chain
+from carpay.chain import Chain, contract
 from carpay.chain.node.node import dev_accounts
-from carpay.ledger import Indexer
+from carpay.ledger import Indexer, Watched, queries
 from carpay.ledger.projections import rebuild_state
 from carpay.ledger.tables import (
     LedgerBalance,
@@ -17,6 +18,9 @@ from carpay.ledger.tables import (
     LedgerRefund,
 )
 from carpay.testing.scenarios import checkout_scenario
+from tests.contracts.checkout_fixtures import advance_past
+from tests.contracts.insurance_fixtures import INSURER, PREMIUM, deploy_insurance
+from tests.contracts.vehicle_fixtures import ALICE, STRANGER, VINS
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +92,42 @@ def test_payments_refunds_holds_and_merchants(database, node_url, tmp_path, peop
 def _rows_merchants(database) -> list:
     with database.begin() as session:
         return list(session.scalars(sa.select(LedgerMerchant)))
+
+
+def test_a_vehicles_policies_from_offer_to_end(database, node_url, tmp_path):
+    chain = Chain(node_url, state_dir=tmp_path)
+    w = deploy_insurance(chain, dev_accounts(count=10))
+    title = w.vehicles.mint(VINS[0], ALICE)
+    withdrawn = w.offer(title)
+    chain.transact(w[INSURER], w.f.withdrawOffer(withdrawn))
+    renewed = w.offer(title, term=2, grace=600)
+    w.accept(renewed, PREMIUM * 2)
+    chain.transact(w[INSURER], w.f.setPremium(renewed, PREMIUM + 1))
+    advance_past(chain, w.f.paidThrough(renewed).call(), w[STRANGER])
+    chain.transact(w[STRANGER], w.f.renew(renewed))
+    chain.transact(w[INSURER], w.f.payClaim(renewed, 70, b"\x01" * 32))
+    chain.transact(w[INSURER], w.f.payClaim(renewed, 30, b"\x02" * 32))
+    lapsed = w.offer(title, term=1, grace=1)
+    w.accept(lapsed)
+    advance_past(chain, w.f.paidThrough(lapsed).call() + 1, w[STRANGER])
+    chain.transact(w[STRANGER], w.f.lapse(lapsed))
+    watched = [
+        Watched(w.vehicles.registry.address, "vehicle_registry", contract("vehicle_registry").abi),
+        Watched(w.insurance.address, "insurance", contract("insurance").abi),
+    ]
+    Indexer(database, chain, watched).catch_up()
+
+    with database.begin() as session:
+        record = queries.vehicle(session, chain.chain_id, title)
+    policies = record["policies"]
+    assert [(p["policy_id"], p["status"]) for p in policies] == [
+        (withdrawn, "withdrawn"),
+        (renewed, "active"),
+        (lapsed, "lapsed"),
+    ]
+    assert policies[0]["holder"] is None and policies[0]["paid_through"] is None
+    assert policies[1]["premium"] == PREMIUM + 1
+    assert policies[1]["paid_through"] == w.f.paidThrough(renewed).call()
+    assert policies[1]["claims_paid"] == 100
+    assert policies[1]["holder"] == w[ALICE].address.lower()
+    assert {p["insurer"] for p in policies} == {w[INSURER].address.lower()}

@@ -49,11 +49,15 @@ def test_deploys_once_and_wires_the_contracts(node_url, tmp_path, keys):
         "vehicle_registry",
         "traffic_fines",
         "vehicle_escrow",
+        "insurance",
     }
     vehicles = chain.contract("vehicle_registry", platform.vehicles)
     assert vehicles.functions.isRegistrar(platform.escrow).call() is True
     fines = chain.contract("traffic_fines", platform.fines)
     assert fines.functions.unpaidFines(1).call() == []
+    insurance = chain.contract("insurance", platform.insurance)
+    assert insurance.functions.merchants().call() == platform.registry
+    assert insurance.functions.vehicles().call() == platform.vehicles
 
 
 def test_demo_data_funds_every_holder_and_registers_every_category(node_url, tmp_path, keys):

@@ -256,7 +256,8 @@ def get_hold(hold_id: HashPath, request: Request, _: Principal = reader) -> dict
 
 
 class VehicleOut(BaseModel):
-    """A vehicle's record: owners in order, the open lien, service history, fines."""
+    """A vehicle's record: owners in order, the open lien, service history, fines, insurance
+    policies."""
 
     title: str
     vin: str | None
@@ -265,6 +266,7 @@ class VehicleOut(BaseModel):
     lien: dict[str, Any] | None
     service: list[dict[str, Any]]
     fines: list[dict[str, Any]]
+    policies: list[dict[str, Any]]
 
 
 @router.get(
