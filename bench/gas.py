@@ -39,8 +39,28 @@ from tests.contracts.checkout_fixtures import (  # noqa: E402
     PAYOUT,
     RELAYER,
     World,
+    advance_past,
     deploy_world,
     latest_timestamp,
+)
+from tests.contracts.escrow_fixtures import PRICE, deploy_sales  # noqa: E402
+from tests.contracts.insurance_fixtures import INSURER, deploy_insurance  # noqa: E402
+from tests.contracts.vehicle_fixtures import (  # noqa: E402
+    ALICE,
+    AUTHORITY,
+    BOB,
+    LENDER,
+    REGISTRAR,
+    SHOP,
+    STRANGER,
+    VINS,
+    deploy_fines,
+)
+from tests.contracts.vehicle_wallet_fixtures import (  # noqa: E402
+    DEVICE,
+    FUEL_CATEGORY,
+    NEW_DEVICE,
+    deploy_wallet_world,
 )
 
 RESULTS = ROOT / "bench" / "results" / "gas.json"
@@ -125,9 +145,93 @@ def measure(w: World) -> dict[str, float]:
     return rows
 
 
+def measure_vehicles(chain: Chain) -> dict[str, float]:
+    """Gas of the automotive contracts' operations, each in a fresh world of its own tests."""
+    accounts = dev_accounts(count=10)
+
+    def gas(sender, fn) -> int:
+        return chain.transact(sender, fn)["gasUsed"]
+
+    rows: dict[str, float] = {}
+    w = deploy_fines(chain, accounts)
+    registry = w.vehicles.f
+    w.vehicles.mint(VINS[0], ALICE)
+    rows["title: mint"] = gas(w[REGISTRAR], registry.mintTitle(w[ALICE].address, VINS[1]))
+    title = w.vehicles.mint(VINS[2], ALICE)
+    rows["title: record lien"] = gas(w[REGISTRAR], registry.recordLien(title, w[LENDER].address, 1))
+    rows["title: release lien"] = gas(w[LENDER], registry.releaseLien(title))
+    gas(w[SHOP], registry.recordService(title, b"\x01" * 32, 1_000))
+    rows["title: service record"] = gas(w[SHOP], registry.recordService(title, b"\x02" * 32, 2_000))
+    rows["title: transfer"] = gas(
+        w[ALICE], registry.transferFrom(w[ALICE].address, w[BOB].address, title)
+    )
+    w.issue(title)
+    due = latest_timestamp(chain) + 3600
+    issue = w.f.issueFine(title, w.token.address, 50 * 10**6, 10**6, due, 1)
+    rows["fine: issue"] = gas(w[AUTHORITY], issue)
+    rows["fine: pay"] = gas(w[BOB], w.f.payFine(w.f.fineCount().call()))
+    rows["fine: waive"] = gas(w[AUTHORITY], w.f.waiveFine(1))
+
+    s = deploy_sales(chain, accounts)
+    s.create(s.vehicles.mint(VINS[1], ALICE))
+    car = s.vehicles.mint(VINS[3], ALICE)
+    deadline = latest_timestamp(chain) + 3600
+    create = s.f.createEscrow(
+        car, s[BOB].address, s.token.address, PRICE, deadline, s[AUTHORITY].address
+    )
+    rows["escrow: create"] = gas(s[ALICE], create)
+    eid = s.f.escrowCount().call()
+    rows["escrow: fund"] = s.fund(eid)["gasUsed"]
+    rows["escrow: deposit title"] = s.deposit(eid)["gasUsed"]
+    rows["escrow: settle"] = gas(s[BOB], s.f.settle(eid))
+    liened = s.vehicles.mint(VINS[4], ALICE)
+    s.record_lien(liened)
+    eid = s.create(liened)
+    s.fund(eid)
+    deposit = s.deposit(eid, *s.sign_payoff(liened, eid))
+    rows["escrow: deposit title (with lien)"] = deposit["gasUsed"]
+    rows["escrow: settle (with lien)"] = gas(s[BOB], s.f.settle(eid))
+
+    v = deploy_wallet_world(chain, accounts)
+    v.allow(FUEL_CATEGORY, 10**12, 10**12)
+    gas(v[DEVICE], v.pay(10**6, invoice_id=1))
+    rows["vehicle wallet: pay"] = gas(v[DEVICE], v.pay(10**6, invoice_id=2))
+    rows["vehicle wallet: place hold"] = gas(v[DEVICE], v.f.placeHold(v.hold(10**6)))
+    limits = v.f.setLimits(v.token.address, FUEL_CATEGORY, 10**9, 10**8)
+    rows["vehicle wallet: set limits"] = gas(v[ALICE], limits)
+    rows["vehicle wallet: rotate device key"] = gas(
+        v[ALICE], v.f.rotateDeviceKey(v[NEW_DEVICE].address)
+    )
+
+    i = deploy_insurance(chain, accounts)
+    car = i.vehicles.mint(VINS[0], ALICE)
+    i.accept(i.offer(car))
+    expiry = latest_timestamp(chain) + 3600
+    offer = i.f.offerPolicy(car, i.token.address, 600 * 10**6, 2, 3600, 10_000, expiry)
+    rows["insurance: offer"] = gas(i[INSURER], offer)
+    due = i.f.policyCount().call()
+    rows["insurance: accept"] = gas(i[ALICE], i.f.accept(due, 700 * 10**6))
+    signed = i.offer(car)
+    deadline, signature = i.sign_acceptance(signed, 600 * 10**6)
+    by_signature = i.f.acceptWithSignature(
+        signed, i[ALICE].address, 600 * 10**6, deadline, signature
+    )
+    rows["insurance: accept by signature"] = gas(i[STRANGER], by_signature)
+    # A second of the term has passed on either node (anvil's clock may not have moved yet).
+    advance_past(chain, i.policy(signed)["start"], i[STRANGER])
+    rows["insurance: collect earned premium"] = gas(i[STRANGER], i.f.collect(signed))
+    advance_past(chain, i.f.paidThrough(due).call(), i[STRANGER])
+    rows["insurance: renew"] = gas(i[STRANGER], i.f.renew(due))
+    rows["insurance: cancel (refund)"] = gas(i[ALICE], i.f.cancel(signed))
+    rows["insurance: pay claim"] = gas(i[INSURER], i.f.payClaim(due, 10**6, b"\x01" * 32))
+    rows["insurance: withdraw earnings"] = gas(i[INSURER], i.f.withdrawEarnings(i.token.address))
+    return rows
+
+
 def on_node(url: str, state: Path, run: Callable[[World], dict[str, float]]) -> dict[str, float]:
     chain = Chain(url, state_dir=state)
-    return run(deploy_world(chain, dev_accounts(count=8)))
+    rows = run(deploy_world(chain, dev_accounts(count=8)))
+    return rows | measure_vehicles(chain)
 
 
 def main() -> None:
