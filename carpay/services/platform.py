@@ -206,17 +206,17 @@ def _demo_vehicles(
     holders: Sequence[str],
     merchants: Sequence[LocalAccount],
 ) -> None:
-    """Titles for the first holders, a service record by the repair shop and a fine by the
-    authority (both given a little ether for gas)."""
+    """Titles for the first holders, a service record by the repair shop, a fine by the
+    authority and an insurance offer by the insurer for the first vehicle (the three given a
+    little ether for gas)."""
     vehicles = chain.contract("vehicle_registry", platform.vehicles)
     fines = chain.contract("traffic_fines", platform.fines)
-    repair, authority = (
-        merchants[CATEGORIES.index("repair")],
-        merchants[CATEGORIES.index("authority")],
+    repair, authority, insurer = (
+        merchants[CATEGORIES.index(name)] for name in ("repair", "authority", "insurer")
     )
     chain.transact(owner, vehicles.functions.setRegistrar(owner.address, True))
     chain.transact(owner, vehicles.functions.setRepairShop(repair.address, True))
-    for merchant in (repair, authority):
+    for merchant in (repair, authority, insurer):
         chain.transact(owner, merchant.address, value=10**18, gas=21_000)
     titles = []
     for vin, holder in zip(DEMO_VINS, holders, strict=False):
@@ -227,3 +227,9 @@ def _demo_vehicles(
     eur = platform.tokens.get("EUR") or next(iter(platform.tokens.values()))
     issue = fines.functions.issueFine(titles[0], eur, 60 * 10**6, 20 * 10**6, due, 1)
     chain.transact(authority, issue)
+    if platform.insurance:
+        insurance = chain.contract("insurance", platform.insurance)
+        offer = insurance.functions.offerPolicy(
+            titles[0], eur, 480 * 10**6, 365 * 86_400, 30 * 86_400, 10_000, due
+        )
+        chain.transact(insurer, offer)

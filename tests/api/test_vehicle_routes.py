@@ -46,6 +46,9 @@ def test_a_vehicle_shows_its_owner_service_and_unpaid_fine(client, demo, databas
     assert (fine["status"], fine["amount"], fine["late_fee"]) == ("unpaid", 60 * 10**6, 20 * 10**6)
     authority = keys.merchants[7].address.lower()
     assert fine["authority"] == authority
+    [policy] = record["policies"]
+    assert (policy["status"], policy["premium"], policy["holder"]) == ("offered", 480 * 10**6, None)
+    assert policy["insurer"] == keys.merchants[1].address.lower()
 
 
 def test_unknown_and_invalid_vins(client, demo, database):

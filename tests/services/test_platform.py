@@ -82,6 +82,15 @@ def test_demo_data_funds_every_holder_and_registers_every_category(node_url, tmp
     vehicles = chain.contract("vehicle_registry", platform.vehicles)
     titles = [vehicles.functions.titleOf(vin).call() for vin in DEMO_VINS]
     assert [vehicles.functions.ownerOf(t).call() for t in titles] == holders[: len(DEMO_VINS)]
+    insurance = chain.contract("insurance", platform.insurance)
+    assert insurance.functions.policyCount().call() == 1
+    offer = insurance.functions.policy(1).call()
+    assert (offer[0], offer[1], offer[3], offer[-1]) == (
+        merchants[CATEGORIES.index("insurer")].address,
+        titles[0],
+        480 * 10**6,
+        1,  # offered, for the owner to accept
+    )
     assert vehicles.functions.odometerOf(titles[0]).call() == 42_000
     fines = chain.contract("traffic_fines", platform.fines)
     assert (
