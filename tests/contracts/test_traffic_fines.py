@@ -325,13 +325,21 @@ def test_unpaid_fines_stay_consistent_as_fines_close(chain, w):
     own entry."""
     f, alice = w.f, w[ALICE]
     other = w.vehicles.mint(VINS[1], BOB)
-    ids = [w.issue(w.title, amount) for amount in (1, 2, 3, 4, 5)]
+    ids = [w.issue(w.title, amount, reason=amount) for amount in (1, 2, 3, 4, 5)]
     elsewhere = w.issue(other, 100)
+    issued = {i: fine_of(w, i) for i in ids}
+
+    def untouched(*open_ids: int) -> bool:
+        """The fines still open read as issued (the one moved into a closed one's place too)."""
+        return all(fine_of(w, i) == issued[i] for i in open_ids)
+
     chain.transact(alice, f.payFine(ids[1]))
     assert sorted(f.unpaidFines(w.title).call()) == [ids[0], ids[2], ids[3], ids[4]]
+    assert untouched(ids[0], ids[2], ids[3], ids[4])
     chain.transact(w[AUTHORITY], f.waiveFine(ids[0]))
     chain.transact(alice, f.payFine(ids[4]))
     assert sorted(f.unpaidFines(w.title).call()) == [ids[2], ids[3]]
+    assert untouched(ids[2], ids[3])
     assert f.outstanding(w.title).call() == 3 + 4
     chain.transact(alice, f.payFine(ids[3]))
     chain.transact(alice, f.payFine(ids[2]))
