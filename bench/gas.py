@@ -207,7 +207,7 @@ def measure_vehicles(chain: Chain) -> dict[str, float]:
     car = i.vehicles.mint(VINS[0], ALICE)
     i.accept(i.offer(car))
     expiry = latest_timestamp(chain) + 3600
-    offer = i.f.offerPolicy(car, i.token.address, 600 * 10**6, 2, 3600, 10_000, expiry)
+    offer = i.f.offerPolicy(car, i.token.address, 600 * 10**6, 30, 30, 10_000, expiry)
     rows["insurance: offer"] = gas(i[INSURER], offer)
     due = i.f.policyCount().call()
     rows["insurance: accept"] = gas(i[ALICE], i.f.accept(due, 700 * 10**6))

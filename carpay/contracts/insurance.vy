@@ -12,13 +12,18 @@
         (`accept`, or anyone submitting the owner's EIP-712
         `PolicyAcceptance` with `acceptWithSignature`): the first premium
         is pulled from the owner, who becomes the policyholder, and the
-        acceptance fixes the most a renewal may pull (`maxPremium`).
+        acceptance fixes the most a renewal may pull (`maxPremium`). An
+        owner's signatures carry their next nonce: any direct `accept` of
+        theirs, or `useNonce`, voids the ones not yet submitted, so an
+        old signature never raises a maximum the owner lowered since.
         Auto-renewal: once a term has ended, anyone (a keeper) may
         `renew` the policy during its grace period: the current premium
         is pulled from the holder (within their allowance to this
         contract) and never above the accepted maximum; a higher premium
         needs the holder's new acceptance (`accept` again, or a new
-        signature). The next term starts where the last one ended. A
+        signature). The next term starts where the last one ended; as the
+        grace period is at most the term, a renewal never pays for a term
+        that is already over. A
         policy not renewed by the end of its grace period lapses
         (`lapse`, by anyone; `isCovered` is false from then on even
         before the call). Renewal is refused while the holder no longer
@@ -33,17 +38,21 @@
         the offer; 10,000 is fully pro rata), the rest goes to the
         insurer. A holder's refund never depends on the insurer's funds.
         Claims are paid by the insurer from its own balance to the holder
-        (`payClaim`) and recorded against the policy and the vehicle.
+        (`payClaim`) and recorded against the policy and the vehicle; a
+        claim reference is paid once per policy.
+        Premiums must arrive whole: a token that delivers less than it
+        was asked to move (a fee on transfer) is refused, so what is held
+        always covers what is owed.
         External functions:
         - `offerPolicy`, `withdrawOffer`, `setPremium`, `payClaim` (the
           insurer), `withdrawEarnings` (an insurer);
         - `accept` (the vehicle's owner, then the holder),
           `acceptWithSignature` (anyone, with the owner's signature),
-          `cancel` (the holder);
+          `useNonce` (an owner), `cancel` (the holder);
         - `renew`, `lapse`, `collect` (anyone);
         - `policy`, `isCovered`, `paidThrough`, `collectable`,
           `cancellationRefund`, `policyCount`, `earnings`, `claimsPaid`,
-          `claimCount`, `nonces`, `acceptanceHash`, `DOMAIN_SEPARATOR`,
+          `claimCount`, `claimReferenceUsed`, `nonces`, `acceptanceHash`, `DOMAIN_SEPARATOR`,
           `eip712Domain`, `merchants`, `vehicles` (views).
 """
 
@@ -197,6 +206,10 @@ claimCount: public(HashMap[uint256, uint256])
 nonces: public(HashMap[address, uint256])
 
 
+# @dev The claim references already paid under each policy.
+claimReferenceUsed: public(HashMap[uint256, HashMap[bytes32, bool]])
+
+
 # @dev Every policy, by id.
 _policies: HashMap[uint256, StoredPolicy]
 
@@ -212,6 +225,13 @@ event PolicyOffered:
     grace: uint256
     refund_bps: uint16
     offer_expiry: uint256
+
+
+# @dev Emitted when an owner's nonce is used up without a signature: the
+# acceptances they signed with it are void.
+event NonceUsed:
+    owner: indexed(address)
+    nonce: uint256
 
 
 # @dev Emitted when an insurer withdraws an offer nobody accepted.
@@ -333,10 +353,11 @@ def offerPolicy(
     @dev Offers a policy for the vehicle `title`; nothing moves until its
          owner accepts. Emits `PolicyOffered`.
     @notice Only an active merchant of category 1 (insurer). Refuses an
-            unknown vehicle, the zero address as token, a zero premium, a
-            premium above `MAX_PREMIUM`, a zero term, a term or grace
-            period above `MAX_PERIOD`, a refund rule above 10,000 and an
-            offer expiry not in the future.
+            unknown vehicle, a token that is not a contract, a zero
+            premium, a premium above `MAX_PREMIUM`, a zero term, a term
+            above `MAX_PERIOD`, a zero grace period, a grace period longer
+            than the term (a renewal would pay for a term already over), a
+            refund rule above 10,000 and an offer expiry not in the future.
     @param title The vehicle's title id in the vehicle registry.
     @param token The currency token of the premium.
     @param premium The premium of a term, in the token's smallest unit.
@@ -351,10 +372,12 @@ def offerPolicy(
     """
     self._require_active_insurer(msg.sender)
     assert staticcall vehicles.titleExists(title), "insurance: unknown vehicle"
-    assert token != empty(address), "insurance: zero token"
+    assert token.is_contract, "insurance: token is not a contract"
     self._require_premium(premium)
     assert term != 0, "insurance: zero term"
-    assert term <= MAX_PERIOD and grace <= MAX_PERIOD, "insurance: period too long"
+    assert term <= MAX_PERIOD, "insurance: period too long"
+    assert grace != 0, "insurance: zero grace period"
+    assert grace <= term, "insurance: grace period longer than the term"
     assert refund_bps <= MAX_REFUND_BPS, "insurance: refund rule above 100%"
     assert offer_expiry > block.timestamp, "insurance: offer expiry passed"
     assert offer_expiry <= _UINT64_MASK, "insurance: offer expiry too far"
@@ -417,11 +440,29 @@ def accept(policy_id: uint256, max_premium: uint256):
             its expiry, an insurer no longer active and a maximum below
             the premium. For an active policy: only its holder; any
             maximum (one below the premium stops renewals). Refuses a
-            maximum above `MAX_PREMIUM` and a policy that is neither.
+            maximum above `MAX_PREMIUM` and a policy that is neither. Uses
+            up the caller's next signature nonce.
     @param policy_id The policy's id.
     @param max_premium The most a renewal may pull.
     """
+    # The caller's signed acceptances not yet submitted are void: none of
+    # them may later undo what this one sets.
+    self.nonces[msg.sender] += 1
     self._accept(policy_id, msg.sender, max_premium)
+
+
+@external
+def useNonce() -> uint256:
+    """
+    @dev Uses up the caller's next nonce: the acceptances they signed with
+         it, not yet submitted, are void. Emits `NonceUsed`.
+    @notice Any owner.
+    @return uint256 The nonce used.
+    """
+    nonce: uint256 = self.nonces[msg.sender]
+    self.nonces[msg.sender] = nonce + 1
+    log NonceUsed(owner=msg.sender, nonce=nonce)
+    return nonce
 
 
 @external
@@ -513,9 +554,7 @@ def renew(policy_id: uint256):
         start=paid_through,
         paid_through=paid_through + self._term(stored.terms),
     )
-    assert extcall IERC20(token).transferFrom(holder, self, premium, default_return_value=True), (
-        "insurance: transfer failed"
-    )
+    self._pull(token, holder, premium)
 
 
 @external
@@ -649,7 +688,8 @@ def payClaim(policy_id: uint256, amount: uint256, reference: bytes32):
          and the vehicle. Emits `ClaimPaid`.
     @notice Only the policy's insurer, who has approved this contract for
             the amount; for any policy that was ever accepted (a claim
-            may come after the policy ended). Refuses a zero amount.
+            may come after the policy ended). Refuses a zero amount and a
+            reference already paid under the policy (a retry pays once).
     @param policy_id The policy's id.
     @param amount The amount paid, in the policy's token.
     @param reference The insurer's reference of the claim (e.g. the hash
@@ -661,6 +701,8 @@ def payClaim(policy_id: uint256, amount: uint256, reference: bytes32):
     insurer: address = self._insurer(stored.terms)
     assert msg.sender == insurer, "insurance: caller is not the insurer"
     assert amount != 0, "insurance: zero amount"
+    assert not self.claimReferenceUsed[policy_id][reference], "insurance: claim already paid"
+    self.claimReferenceUsed[policy_id][reference] = True
     holder: address = convert(stored.holder & _ADDRESS_MASK, address)
     token: address = convert(stored.money & _ADDRESS_MASK, address)
     self.claimsPaid[policy_id] += amount
@@ -854,9 +896,21 @@ def _accept(policy_id: uint256, holder: address, max_premium: uint256):
         start=block.timestamp,
         paid_through=paid_through,
     )
-    token: address = convert(stored.money & _ADDRESS_MASK, address)
-    assert extcall IERC20(token).transferFrom(holder, self, premium, default_return_value=True), (
+    self._pull(convert(stored.money & _ADDRESS_MASK, address), holder, premium)
+
+
+@internal
+def _pull(token: address, holder: address, amount: uint256):
+    """
+    @dev Moves `amount` from `holder` to this contract with the token's
+         `transferFrom`, and refuses a token that delivers less.
+    """
+    before: uint256 = staticcall IERC20(token).balanceOf(self)
+    assert extcall IERC20(token).transferFrom(holder, self, amount, default_return_value=True), (
         "insurance: transfer failed"
+    )
+    assert staticcall IERC20(token).balanceOf(self) == before + amount, (
+        "insurance: token delivered less than the premium"
     )
 
 

@@ -48,6 +48,9 @@ SHORT_ALLOWANCE = "currency_token: insufficient allowance"
 #: A term that a test lets end: the embedded node's clock is the wall clock (or one second per
 #: block), so a test waits for whatever it lets pass.
 SHORT = 3
+#: The term and grace period of a policy a test renews: time for the keeper within the grace
+#: period (``advance_past`` mines a block a second to reach the end of the term).
+TERM = 30
 
 
 @pytest.fixture
@@ -73,8 +76,8 @@ def active(w, offered):
 
 @pytest.fixture
 def due(chain, w):
-    """An accepted policy of a 3-second term (grace 10 minutes) whose term has ended."""
-    policy_id = w.offer(w.title, term=SHORT, grace=600)
+    """An accepted policy of a `TERM`-second term (and grace) whose term has ended."""
+    policy_id = w.offer(w.title, term=TERM, grace=TERM)
     w.accept(policy_id, 700 * 10**6)
     advance_past(chain, w.f.paidThrough(policy_id).call() - 1, w[STRANGER])
     return policy_id
@@ -223,12 +226,20 @@ def test_offer_refusals(chain, w):
     token = w.token.address
     cases = [
         ((12345, token, PREMIUM, 60, 60, 0, now + 60), "insurance: unknown vehicle"),
-        ((w.title, ZERO, PREMIUM, 60, 60, 0, now + 60), "insurance: zero token"),
+        ((w.title, ZERO, PREMIUM, 60, 60, 0, now + 60), "insurance: token is not a contract"),
+        (
+            (w.title, w[ALICE].address, PREMIUM, 60, 60, 0, now + 60),
+            "insurance: token is not a contract",
+        ),
         ((w.title, token, 0, 60, 60, 0, now + 60), "insurance: zero premium"),
         ((w.title, token, 2**96, 60, 60, 0, now + 60), "insurance: premium too large"),
         ((w.title, token, PREMIUM, 0, 60, 0, now + 60), "insurance: zero term"),
         ((w.title, token, PREMIUM, 2**32, 60, 0, now + 60), "insurance: period too long"),
-        ((w.title, token, PREMIUM, 60, 2**32, 0, now + 60), "insurance: period too long"),
+        ((w.title, token, PREMIUM, 60, 0, 0, now + 60), "insurance: zero grace period"),
+        (
+            (w.title, token, PREMIUM, 60, 61, 0, now + 60),
+            "insurance: grace period longer than the term",
+        ),
         ((w.title, token, PREMIUM, 60, 60, 10_001, now + 60), "insurance: refund rule above 100%"),
         ((w.title, token, PREMIUM, 60, 60, 0, now), "insurance: offer expiry passed"),
         ((w.title, token, PREMIUM, 60, 60, 0, 2**64), "insurance: offer expiry too far"),
@@ -348,6 +359,35 @@ def test_a_relayer_submits_the_owners_signed_acceptance(chain, w, offered):
     assert w.policy(offered)["max_premium"] == 800 * 10**6
 
 
+def test_a_direct_acceptance_voids_the_signed_ones_not_yet_submitted(chain, w, active):
+    alice = w[ALICE].address
+    deadline, signature = w.sign_acceptance(active, 1_000 * 10**6)
+    w.accept(active, 0)  # Alice stops renewals herself
+    fn = w.f.acceptWithSignature(active, alice, 1_000 * 10**6, deadline, signature)
+    assert reverts(chain, w[STRANGER], fn) == "insurance: invalid signature"
+    assert w.policy(active)["max_premium"] == 0
+    # So does using up the nonce.
+    deadline, signature = w.sign_acceptance(active, 1_000 * 10**6)
+    nonce = w.f.nonces(alice).call()
+    receipt = chain.transact(w[ALICE], w.f.useNonce())
+    assert events(chain, receipt, w.insurance, "NonceUsed") == [{"owner": alice, "nonce": nonce}]
+    assert w.f.nonces(alice).call() == nonce + 1
+    fn = w.f.acceptWithSignature(active, alice, 1_000 * 10**6, deadline, signature)
+    assert reverts(chain, w[STRANGER], fn) == "insurance: invalid signature"
+    assert w.policy(active)["max_premium"] == 0
+
+
+def test_a_token_that_delivers_less_than_the_premium_is_refused(chain, w):
+    fee_token = compile_contract(CONTRACTS / "fee_token.vy")
+    token = chain.contract(fee_token, chain.deploy(fee_token, sender=w[OWNER]))
+    chain.transact(w[ALICE], token.functions.mint(w[ALICE].address, 10 * PREMIUM))
+    chain.transact(w[ALICE], token.functions.approve(w.insurance.address, 10 * PREMIUM))
+    policy_id = w.offer(w.title, token=token.address)
+    fn = w.f.accept(policy_id, PREMIUM)
+    assert reverts(chain, w[ALICE], fn) == "insurance: token delivered less than the premium"
+    assert w.policy(policy_id)["status"] == OFFERED
+
+
 def test_signed_acceptance_refusals(chain, w, offered):
     alice = w[ALICE].address
     submit = w[STRANGER]
@@ -427,12 +467,12 @@ def test_a_keeper_renews_when_the_term_ends(chain, w, due):
             "keeper": w[STRANGER].address,
             "premium": PREMIUM,
             "start": before["paid_through"],
-            "paid_through": before["paid_through"] + SHORT,
+            "paid_through": before["paid_through"] + TERM,
         }
     ]
     after = w.policy(due)
     assert after["start"] == before["paid_through"]
-    assert after["paid_through"] == before["paid_through"] + SHORT
+    assert after["paid_through"] == before["paid_through"] + TERM
     assert after["status"] == ACTIVE
     assert w.balance(w[ALICE]) == FUNDS - 2 * PREMIUM
     assert w.balance(w.insurance.address) == 2 * PREMIUM
@@ -646,9 +686,13 @@ def test_the_insurer_pays_a_claim_to_the_holder(chain, w, active):
     assert w.balance(w[INSURER]) == FUNDS - 2_500 * 10**6
     assert w.f.claimsPaid(active).call() == 2_500 * 10**6
     assert w.f.claimCount(w.title).call() == 1
+    assert w.f.claimReferenceUsed(active, reference).call()
+    # The same claim again is refused: a retry pays once.
+    fn = w.f.payClaim(active, 2_500 * 10**6, reference)
+    assert reverts(chain, w[INSURER], fn) == "insurance: claim already paid"
     # A claim may come after the policy ended.
     chain.transact(w[ALICE], w.f.cancel(active))
-    chain.transact(w[INSURER], w.f.payClaim(active, 100, reference))
+    chain.transact(w[INSURER], w.f.payClaim(active, 100, b"\x12" * 32))
     assert w.f.claimsPaid(active).call() == 2_500 * 10**6 + 100
     assert w.f.claimCount(w.title).call() == 2
 

@@ -100,7 +100,7 @@ def test_a_vehicles_policies_from_offer_to_end(database, node_url, tmp_path):
     title = w.vehicles.mint(VINS[0], ALICE)
     withdrawn = w.offer(title)
     chain.transact(w[INSURER], w.f.withdrawOffer(withdrawn))
-    renewed = w.offer(title, term=2, grace=600)
+    renewed = w.offer(title, term=30, grace=30)
     w.accept(renewed, PREMIUM * 2)
     chain.transact(w[INSURER], w.f.setPremium(renewed, PREMIUM + 1))
     advance_past(chain, w.f.paidThrough(renewed).call(), w[STRANGER])
