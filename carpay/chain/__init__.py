@@ -1,7 +1,7 @@
 """Talking to any EVM node: compile, deploy, call, send, wait, read logs, manage nonces."""
 
 from carpay.chain.build import CompiledContract, compile_contract, contract
-from carpay.chain.client import Chain, Deployment, decode_revert
+from carpay.chain.client import Chain, Deployment, decode_revert, gas_with_headroom
 from carpay.chain.nonces import NonceManager
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "compile_contract",
     "contract",
     "decode_revert",
+    "gas_with_headroom",
 ]

@@ -64,6 +64,17 @@ PANIC_REASONS = {
 
 #: Gas sent above the node's estimate: state may move between estimate and inclusion.
 GAS_HEADROOM_PERCENT = 20
+#: ... and at least this much: the first write of one storage slot (22,100) and its event.
+#: A contract whose work depends on the time (a premium earned by the second) may write a
+#: slot at inclusion that was still empty at the estimate. Unused gas is not charged.
+GAS_HEADROOM_MIN = 25_000
+
+
+def gas_with_headroom(estimate: int) -> int:
+    """The gas limit to send for a node's ``estimate``."""
+    return estimate + max(estimate * GAS_HEADROOM_PERCENT // 100, GAS_HEADROOM_MIN)
+
+
 #: The least fee increase a replacement carries; geth's pool needs 10%, others 12.5%.
 REPLACEMENT_BUMP_PER_MILLE = 125
 #: How many sent transactions the client remembers so that it can replace them.
@@ -294,11 +305,17 @@ class Chain:
     def estimate_gas(
         self, sender: str | LocalAccount, to: Target, data: bytes | str = b"", value: int = 0
     ) -> int:
-        """The node's gas estimate; a revert raises :class:`TransactionReverted` with its reason."""
+        """The node's gas estimate; a revert raises :class:`TransactionReverted` with its reason.
+
+        It is made in the next block's context (``pending``), at about the time the transaction
+        will be mined: on ``latest``, geth and anvil run it at the head's timestamp, and a
+        contract whose work depends on the time (earnings accrued so far, say) is estimated
+        for the wrong moment. (The embedded node runs every call in the next block's context.)
+        """
         to, payload = _target(to, data)
         call = self._call_object(getattr(sender, "address", sender), to, payload, value)
         try:
-            return int(self._rpc("eth_estimateGas", [call]), 16)
+            return int(self._rpc("eth_estimateGas", [call, "pending"]), 16)
         except _RpcError as exc:
             raise exc.as_revert() or exc from None
 
@@ -365,7 +382,7 @@ class Chain:
         to, payload = _target(to, data)
         if gas is None:
             estimate = self.estimate_gas(sender, to, payload, value)
-            gas = estimate + estimate * GAS_HEADROOM_PERCENT // 100
+            gas = gas_with_headroom(estimate)
         if max_fee is None or priority_fee is None:
             base, tip = self._fee_basis()
             priority_fee = tip if priority_fee is None else priority_fee

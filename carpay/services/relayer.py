@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from carpay.chain import Chain
+from carpay.chain import Chain, gas_with_headroom
 from carpay.errors import ChainError, TransactionReverted
 from carpay.ledger.db import Database
 from carpay.ledger.models import OutboxIntent, OutboxTransaction, utcnow
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 #: Where :class:`Relayer` calls its ``hook``: the crash tests stop it at each of these.
 HOOK_STEPS = ("claimed", "signed", "broadcast", "mined", "recorded")
-#: Gas sent above the node's estimate: state may move between estimate and inclusion.
-GAS_HEADROOM_PERCENT = 20
 #: The least fee increase of a replacement, per mille (geth needs 10%, others 12.5%).
 REPLACEMENT_BUMP_PER_MILLE = 125
 _LIVE = ("signed", "broadcast")
@@ -170,7 +168,7 @@ class Relayer:
             }
             if row.to_address is not None:
                 call["to"] = row.to_address
-            calls.append(("eth_estimateGas", [call]))
+            calls.append(("eth_estimateGas", [call, "pending"]))  # see Chain.estimate_gas
         answers = self.chain.batch(calls, return_errors=True)
         self._pass.estimates = {
             row.id: answer if isinstance(answer, Exception) else int(answer, 16)
@@ -211,7 +209,7 @@ class Relayer:
             except TransactionReverted as exc:
                 self._finish(intent_id, None, error=exc.message)
                 return True
-            gas = estimate + estimate * GAS_HEADROOM_PERCENT // 100
+            gas = gas_with_headroom(estimate)
         if self._pass.fees is None:
             self._pass.fees = self.chain.fees()
         max_fee, tip = self._pass.fees
