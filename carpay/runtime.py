@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from carpay.accounts.api_keys import ApiKeys
-from carpay.accounts.platform import relayer_account
+from carpay.accounts.platform import operator_account, relayer_account
 from carpay.chain import Chain
 from carpay.errors import ChainError, ConfigError, DeploymentNotFound
 from carpay.ledger import Database, Indexer
@@ -78,24 +78,29 @@ def _run(
     *,
     port: int,
     announce: Callable[[str], None],
-    demo: bool = False,
+    demo_merchants: Sequence[str] = (),
 ) -> None:
+    """Serve ``platform`` on ``chain``; with ``demo_merchants``, the demo key speaks for them."""
     import uvicorn
 
     from carpay.api.app import create_app
+    from carpay.services.notifications import ChainNotifier
+    from carpay.services.webhooks import Webhooks
     from carpay.services.workers import start_workers
 
     db = Database.from_settings(settings)
     db.upgrade()
-    if demo:
-        _demo_api_key(db, settings, announce)
+    if demo_merchants:
+        _demo_api_key(db, settings, chain, platform, demo_merchants, announce)
     stop = threading.Event()
     indexer = Indexer(db, chain, platform.watched())
+    indexer.add_projection(ChainNotifier(Webhooks()))
     threads = [
         threading.Thread(target=indexer.run, args=(stop,), name="carpay-indexer", daemon=True)
     ]
     threads[0].start()
-    threads += start_workers(db, chain, relayer_account(settings), stop)
+    signers = [relayer_account(settings), operator_account(settings)]
+    threads += start_workers(db, chain, signers, stop)
     app = create_app(db, chain, settings)
     config = uvicorn.Config(
         app, host=settings.api_host, port=port, log_level="warning", lifespan="off"
@@ -112,13 +117,27 @@ def _run(
         announce("carpay: stopped")
 
 
-def _demo_api_key(db: Database, settings: Settings, announce: Callable[[str], None]) -> None:
+def _demo_api_key(
+    db: Database,
+    settings: Settings,
+    chain: Chain,
+    platform: Platform,
+    merchants: Sequence[str],
+    announce: Callable[[str], None],
+) -> None:
     """An admin API key of the owner ``demo``, made once, kept in ``<data_dir>/demo-api-key``
-    (readable by its owner only): the secret is never printed."""
+    (readable by its owner only): the secret is never printed. ``demo`` speaks for the demo
+    ``merchants``, so its webhooks hear of their payments."""
+    from carpay.services.merchants import Merchants
+    from carpay.services.outbox import Outbox
+
     path = Path(settings.data_dir) / "demo-api-key"
     if not path.exists():
+        outbox = Outbox(sender=operator_account(settings).address, chain_id=chain.chain_id)
         with db.begin() as session:
             new = ApiKeys().create(session, name="demo", owner="demo", scopes=["admin"])
+            for merchant in merchants:
+                Merchants(outbox, platform.registry).link(session, owner="demo", merchant=merchant)
             path.touch(mode=0o600)
             path.write_text(new.secret + "\n")
     announce(f"carpay: demo API key (admin) in {path}")
@@ -148,13 +167,14 @@ def up(
         announce(f"carpay: node on {node.url} (chain {node.chain_id}, data in {node.data_dir})")
         chain = Chain(node.url, state_dir=settings.data_dir)
         keys = DevKeys.from_mnemonic(settings.mnemonic)
-        platform = deploy_platform(chain, keys.owner, treasury=keys.treasury.address)
+        operator = operator_account(settings)
+        platform = deploy_platform(chain, operator, treasury=keys.treasury.address)
         for code, address in platform.tokens.items():
             announce(f"carpay: currency token {code} at {address}")
         announce(f"carpay: checkout at {platform.checkout}, merchants at {platform.registry}")
         if demo:
             holders = [a.address for a in node.accounts]
-            seed_demo(chain, platform, keys.owner, holders=holders, merchants=keys.merchants)
+            seed_demo(chain, platform, operator, holders=holders, merchants=keys.merchants)
             announce(
                 f"carpay: demo data: {len(holders)} development accounts hold 10,000.00 of "
                 f"each currency; one merchant of every category"
@@ -165,7 +185,7 @@ def up(
             platform,
             port=settings.api_port if port is None else port,
             announce=announce,
-            demo=demo,
+            demo_merchants=[m.address for m in keys.merchants] if demo else (),
         )
     finally:
         node.stop()

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     dev_accounts: int = 10
     #: The relayer's private key (hex). Unset: development account 9 of ``mnemonic``.
     relayer_key: SecretStr | None = None
+    #: The platform operator's private key (hex): it owns the merchant registry and onboards
+    #: merchants. Unset: development account 0 of ``mnemonic``, which deploys the contracts.
+    operator_key: SecretStr | None = None
     #: Sustained requests per second each API key may make, and the burst above it.
     rate_limit: float = 20.0
     rate_burst: int = 100

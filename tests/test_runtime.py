@@ -14,7 +14,7 @@ import pytest
 
 from carpay.chain import Chain
 from carpay.chain.node.node import dev_accounts
-from carpay.services.platform import DEMO_BALANCE
+from carpay.services.platform import CATEGORIES, DEMO_BALANCE
 from carpay.testing import free_port, wait_for_rpc
 
 DEV_ACCOUNT_3 = dev_accounts(count=4)[3].address
@@ -101,6 +101,10 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
         ).json()
         assert sorted(b["token"] for b in balances) == sorted(a.lower() for a in tokens.values())
         assert {b["balance"] for b in balances} == {DEMO_BALANCE}
+        # The demo key speaks for the nine demo merchants: its webhooks hear of their takings.
+        with sqlite3.connect(data_dir / "carpay.sqlite3") as db:
+            owners = db.execute("SELECT owner, count(*) FROM merchant_accounts GROUP BY owner")
+            assert owners.fetchall() == [("demo", len(CATEGORIES))]
     finally:
         code = first.interrupt()
         first.kill()

@@ -10,7 +10,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from carpay.accounts.api_keys import ApiKeys
-from carpay.accounts.platform import relayer_account
+from carpay.accounts.platform import operator_account, relayer_account
 from carpay.api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
 from carpay.api.security import RateLimiter
 from carpay.chain import Chain
@@ -19,6 +19,7 @@ from carpay.ledger.db import Database
 from carpay.ledger.models import utcnow
 from carpay.services.checkout import ChainCheckoutView, CheckoutPayments
 from carpay.services.idempotency import IdempotencyKeys
+from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
 from carpay.services.transfers import Transfers
 from carpay.services.webhooks import Webhooks
@@ -51,7 +52,27 @@ class ApiServices:
     transfers: Transfers
     idempotency: IdempotencyKeys
     limiter: RateLimiter
+    operator_outbox: Outbox
     _checkout: CheckoutPayments | None = None
+    _merchants: Merchants | None = None
+
+    def _deployed(self, what: str, name: str) -> str:
+        if self.chain is None:
+            raise ServiceUnavailable(f"no node is configured: {what} are unavailable")
+        try:
+            return self.chain.deployment(name).address
+        except DeploymentNotFound:
+            raise ServiceUnavailable(
+                f"the {name} contract is not deployed on this chain: {what} are unavailable"
+            ) from None
+
+    @property
+    def merchants(self) -> Merchants:
+        """Onboarding through the operator, on the registry recorded for the chain."""
+        if self._merchants is None:
+            registry = self._deployed("merchant onboardings", "merchant_registry")
+            self._merchants = Merchants(self.operator_outbox, registry)
+        return self._merchants
 
     @property
     def checkout(self) -> CheckoutPayments:
@@ -77,17 +98,29 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     monotonic: Callable[[], float] = time.monotonic,
     relayer_address: str | None = None,
+    operator_address: str | None = None,
 ) -> FastAPI:
     """The carpay API on ``db``, sending through ``chain`` (None: no node; /rpc answers 503).
 
     Transfers are written to the outbox as sent by ``relayer_address`` (default: the
     settings' relayer account), for whichever relayer runs beside (see
-    :func:`carpay.services.workers.start_workers`). ``clock`` gives the time of records,
+    :func:`carpay.services.workers.start_workers`); merchant onboardings as sent by
+    ``operator_address`` (default: the settings' operator). ``clock`` gives the time of records,
     ``monotonic`` the time of rate limits.
     """
-    from carpay.api.routes import api_keys, ledger, outbox, payments, rpc, transfers, webhooks
+    from carpay.api.routes import (
+        api_keys,
+        ledger,
+        merchants,
+        outbox,
+        payments,
+        rpc,
+        transfers,
+        webhooks,
+    )
 
     sender = relayer_address or relayer_account(settings).address
+    operator = operator_address or operator_account(settings).address
     chain_id: int | Callable[[], int] = (lambda: chain.chain_id) if chain else settings.chain_id
     box = Outbox(sender=sender, chain_id=chain_id, clock=clock)
     platform = ApiServices(
@@ -101,6 +134,7 @@ def create_app(
         transfers=Transfers(box),
         idempotency=IdempotencyKeys(db, clock=clock),
         limiter=RateLimiter(settings.rate_limit, settings.rate_burst, monotonic),
+        operator_outbox=Outbox(sender=operator, chain_id=chain_id, clock=clock),
     )
     app = FastAPI(
         title="carpay",
@@ -112,7 +146,7 @@ def create_app(
     )
     app.state.platform = platform
     install_problem_handlers(app)
-    for module in (transfers, payments, outbox, webhooks, api_keys, ledger):
+    for module in (transfers, payments, merchants, outbox, webhooks, api_keys, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)
     _publish_problem_schema(app)

@@ -13,6 +13,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "IdempotencyKey",
+    "MerchantAccount",
     "OutboxIntent",
     "OutboxTransaction",
     "Uint256",
@@ -120,6 +121,22 @@ class IdempotencyKey(Base):
     response_body: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MerchantAccount(Base):
+    """Which API owner a merchant address on a chain belongs to: whose webhooks hear of it.
+
+    One owner may hold several merchants (a fuel chain's stations); a merchant has one owner.
+    """
+
+    __tablename__ = "merchant_accounts"
+    __table_args__ = (sa.UniqueConstraint("chain_id", "merchant"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(100), index=True)
+    chain_id: Mapped[int] = mapped_column(sa.BigInteger)
+    merchant: Mapped[str] = mapped_column(sa.String(42))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class OutboxIntent(Base):

@@ -53,16 +53,29 @@ log = logging.getLogger(__name__)
 #: The event types merchants may subscribe to (``*`` subscribes to all).
 EVENT_TYPES = frozenset(
     {
+        # the outcome of a request sent through the outbox, to whoever requested it
         "transfer.succeeded",
         "transfer.failed",
         "payment.succeeded",
         "payment.failed",
+        "hold.succeeded",
+        "hold.failed",
+        "merchant.succeeded",
+        "merchant.failed",
+        # what the ledger shows happened to a merchant (carpay.services.notifications)
+        "payment.received",
         "refund.succeeded",
+        "hold.placed",
         "hold.captured",
         "hold.released",
-        "policy.renewed",
         "fine.issued",
         "fine.paid",
+        "fine.waived",
+        "policy.accepted",
+        "policy.renewed",
+        "policy.lapsed",
+        "policy.cancelled",
+        "claim.paid",
     }
 )
 SIGNATURE_HEADER = "Carpay-Signature"

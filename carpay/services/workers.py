@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from eth_account.signers.local import LocalAccount
@@ -20,16 +20,16 @@ __all__ = ["start_workers"]
 def start_workers(
     db: Database,
     chain: Chain | None,
-    signer: LocalAccount | None,
+    signer: LocalAccount | Sequence[LocalAccount] | None,
     stop: threading.Event,
     *,
     clock: Callable[[], datetime] = utcnow,
     interval: float = 0.2,
 ) -> list[threading.Thread]:
-    """Start the webhook dispatcher and (with a ``chain`` and ``signer``) the relayer.
+    """Start the webhook dispatcher and (with a ``chain``) a relayer per key of ``signer``.
 
     Each runs in a daemon thread until ``stop`` is set; join the returned threads to wait
-    for them. One relayer may run per signing key: start this once per key, in one process.
+    for them. One relayer may run per signing key, in one process: it owns that key's nonces.
     """
     dispatcher = WebhookDispatcher(db, clock=clock)
 
@@ -40,11 +40,15 @@ def start_workers(
             dispatcher.close()
 
     threads = [threading.Thread(target=dispatch, name="carpay-webhooks", daemon=True)]
-    if chain is not None and signer is not None:
-        relayer = Relayer(db, chain, signer, webhooks=Webhooks(clock=clock), clock=clock)
+    signers = [] if signer is None else [signer] if isinstance(signer, LocalAccount) else signer
+    for key in signers if chain is not None else ():
+        relayer = Relayer(db, chain, key, webhooks=Webhooks(clock=clock), clock=clock)
         threads.append(
             threading.Thread(
-                target=relayer.run, args=(stop, interval), name="carpay-relayer", daemon=True
+                target=relayer.run,
+                args=(stop, interval),
+                name=f"carpay-relayer-{key.address[:10]}",
+                daemon=True,
             )
         )
     for thread in threads:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from carpay.accounts.api_keys import Principal
 from carpay.api.idempotency import idempotent
 from carpay.api.problems import problem_responses
-from carpay.api.routes.common import After, Id, Limit, platform
+from carpay.api.routes.common import After, Id, IdempotencyKey, Limit, platform
 from carpay.api.schemas import IntentOut, List, page_of
 from carpay.api.security import requires
 from carpay.services import checkout as svc
@@ -27,15 +27,6 @@ router = APIRouter(tags=["payments"], responses=problem_responses(401, 403, 422,
 _ADDRESS = {"pattern": "^0x[0-9a-fA-F]{40}$", "examples": ["0x" + "ab" * 20]}
 _BYTES32 = {"pattern": "^0x[0-9a-fA-F]{64}$", "examples": ["0x" + "07" * 32]}
 _UINT64 = {"ge": 0, "lt": 2**64}
-IdempotencyKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Unique per request: a repeat with the same body gets the first answer",
-    ),
-]
 
 
 class _In(BaseModel):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from carpay.accounts.api_keys import Principal
 from carpay.api.idempotency import idempotent
 from carpay.api.problems import problem_responses
-from carpay.api.routes.common import After, Id, Limit, platform
+from carpay.api.routes.common import After, Id, IdempotencyKey, Limit, platform
 from carpay.api.schemas import List, TransferCreate, TransferOut, page_of
 from carpay.api.security import requires
 
@@ -27,15 +27,7 @@ def create_transfer(
     body: TransferCreate,
     request: Request,
     principal: Annotated[Principal, Depends(requires("transfers:write"))],
-    idempotency_key: Annotated[
-        str,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            description="Unique per request: a repeat with the same body gets the first answer",
-        ),
-    ],
+    idempotency_key: IdempotencyKey,
 ) -> Response:
     """Promise to send ``amount_minor`` to ``to``; the relayer sends it, exactly once."""
     transfers = platform(request).transfers

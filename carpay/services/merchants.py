@@ -1,0 +1,129 @@
+"""Onboarding merchants: registered on chain by the operator, linked to the API owner they are.
+
+:meth:`Merchants.onboard` checks a new merchant's terms, links its address to the API owner
+whose keys and webhooks speak for it, and writes the registry's ``registerMerchant`` to the
+operator's outbox, all in the caller's transaction: the operator's relayer sends it exactly
+once (``merchant.succeeded`` or ``merchant.failed`` follows). A merchant registered on chain
+some other way (the demo data, a migration) is only linked, with :meth:`Merchants.link`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from carpay.errors import Conflict, ValidationFailed
+from carpay.ledger.models import MerchantAccount, OutboxIntent
+from carpay.ledger.tables import LedgerMerchant
+from carpay.services.outbox import Outbox, checksum
+from carpay.services.platform import CATEGORIES
+
+__all__ = ["KIND", "MAX_FEE_BPS", "Merchants"]
+
+#: The outbox ``kind`` of an onboarding; its events are ``merchant.succeeded`` and ``.failed``.
+KIND = "merchant"
+#: The highest fee tier the registry accepts, in basis points (10%).
+MAX_FEE_BPS = 1_000
+_REGISTER = function_signature_to_4byte_selector("registerMerchant(address,uint8,address,uint16)")
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"loc": [field], "msg": message}])
+
+
+class Merchants:
+    """Onboards merchants on the registry at ``registry`` through ``outbox`` (the operator's)."""
+
+    def __init__(self, outbox: Outbox, registry: str) -> None:
+        self.outbox = outbox
+        self.registry = checksum(registry, "registry")
+
+    def onboard(
+        self,
+        session: Session,
+        *,
+        requested_by: str,
+        owner: str,
+        merchant: str,
+        category: str,
+        payout: str,
+        fee_bps: int,
+        reference: str | None = None,
+    ) -> OutboxIntent:
+        """Register ``merchant`` for ``owner``; :class:`Conflict` if it is known already."""
+        merchant = checksum(merchant, "merchant")
+        payout = checksum(payout, "payout")
+        if category not in CATEGORIES:
+            raise _invalid("category", f"category must be one of {', '.join(CATEGORIES)}")
+        if not 0 <= fee_bps <= MAX_FEE_BPS:
+            raise _invalid("fee_bps", f"fee_bps must be from 0 to {MAX_FEE_BPS}")
+        registered = session.get(LedgerMerchant, (self.outbox.chain_id, merchant.lower()))
+        if registered is not None:
+            raise Conflict(f"merchant {merchant} is registered already")
+        self.link(session, owner=owner, merchant=merchant)
+        details: dict[str, Any] = {
+            "merchant": merchant,
+            "owner": owner,
+            "category": category,
+            "payout": payout,
+            "fee_bps": fee_bps,
+        }
+        data = _REGISTER + encode(
+            ["address", "uint8", "address", "uint16"],
+            [merchant, CATEGORIES.index(category), payout, fee_bps],
+        )
+        return self.outbox.enqueue(
+            session,
+            kind=KIND,
+            owner=requested_by,
+            to=self.registry,
+            data=data,
+            details=details,
+            reference=reference,
+        )
+
+    def link(self, session: Session, *, owner: str, merchant: str) -> MerchantAccount:
+        """Make ``owner`` the API owner of ``merchant``; :class:`Conflict` if it has one."""
+        merchant = checksum(merchant, "merchant")
+        if not owner or len(owner) > 100:
+            raise _invalid("owner", "owner must be 1 to 100 characters")
+        account = MerchantAccount(owner=owner, chain_id=self.outbox.chain_id, merchant=merchant)
+        try:
+            with session.begin_nested():
+                session.add(account)
+                session.flush()
+        except IntegrityError:
+            raise Conflict(f"merchant {merchant} belongs to an owner already") from None
+        return account
+
+    def owner_of(self, session: Session, merchant: str) -> str | None:
+        """The API owner of ``merchant`` on this chain, if it has one."""
+        return owner_of(session, self.outbox.chain_id, merchant)
+
+    def of_owner(self, session: Session, owner: str) -> list[str]:
+        """The merchant addresses ``owner`` speaks for on this chain, oldest first."""
+        return list(
+            session.scalars(
+                sa.select(MerchantAccount.merchant)
+                .where(
+                    MerchantAccount.chain_id == self.outbox.chain_id,
+                    MerchantAccount.owner == owner,
+                )
+                .order_by(MerchantAccount.id)
+            )
+        )
+
+
+def owner_of(session: Session, chain_id: int, merchant: str) -> str | None:
+    """The API owner of the merchant at ``merchant`` (any case) on ``chain_id``, if any."""
+    return session.scalar(
+        sa.select(MerchantAccount.owner).where(
+            MerchantAccount.chain_id == chain_id,
+            MerchantAccount.merchant == checksum(merchant, "merchant"),
+        )
+    )
