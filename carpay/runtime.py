@@ -84,7 +84,9 @@ def _run(
     import uvicorn
 
     from carpay.api.app import create_app
+    from carpay.services.keeper import PolicyKeeper
     from carpay.services.notifications import ChainNotifier
+    from carpay.services.outbox import Outbox
     from carpay.services.webhooks import Webhooks
     from carpay.services.workers import start_workers
 
@@ -101,6 +103,16 @@ def _run(
     threads[0].start()
     signers = [relayer_account(settings), operator_account(settings)]
     threads += start_workers(db, chain, signers, stop)
+    if platform.insurance:
+        keeper = PolicyKeeper(
+            Outbox(sender=signers[0].address, chain_id=chain.chain_id), platform.insurance
+        )
+        threads.append(
+            threading.Thread(
+                target=keeper.run, args=(db, chain, stop), name="carpay-keeper", daemon=True
+            )
+        )
+        threads[-1].start()
     app = create_app(db, chain, settings)
     config = uvicorn.Config(
         app, host=settings.api_host, port=port, log_level="warning", lifespan="off"

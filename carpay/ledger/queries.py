@@ -37,6 +37,7 @@ __all__ = [
     "merchant_payments",
     "merchant_settlement",
     "merchants",
+    "policies",
     "transaction",
     "transfers",
     "vehicle",
@@ -274,6 +275,19 @@ def vehicle(session: Session, chain_id: int, title: int) -> dict[str, Any] | Non
     return record
 
 
+def policies(session: Session, chain_id: int, *, status: str | None = None) -> list[dict[str, Any]]:
+    """Every insurance policy with its state (as :func:`vehicle` gives them), oldest first;
+    with ``status`` (``offered``, ``active``, ``lapsed``, ...) only those in it."""
+    r = LedgerVehicleRecord
+    found: dict[str, dict[str, Any]] = {}
+    for row in session.scalars(
+        sa.select(r).where(r.chain_id == chain_id, r.contract == "insurance").order_by(r.id)
+    ):
+        at = {"block_number": row.block_number, "tx_hash": row.tx_hash}
+        _policy_event(found, row.kind, row.data, at)
+    return [p for p in found.values() if status is None or p["status"] == status]
+
+
 _POLICY_ENDINGS = {
     "OfferWithdrawn": "withdrawn",
     "PolicyLapsed": "lapsed",
@@ -292,6 +306,8 @@ def _policy_event(
             "insurer": data["insurer"],
             "token": data["token"],
             "premium": int(data["premium"]),
+            "term": int(data["term"]),
+            "grace": int(data["grace"]),
             "status": "offered",
             "holder": None,
             "paid_through": None,
