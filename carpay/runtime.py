@@ -17,6 +17,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from carpay.accounts.api_keys import ApiKeys
+from carpay.accounts.custody import Keyring
 from carpay.accounts.platform import operator_account, relayer_account
 from carpay.chain import Chain
 from carpay.errors import ChainError, ConfigError, DeploymentNotFound
@@ -78,9 +79,11 @@ def _run(
     *,
     port: int,
     announce: Callable[[str], None],
+    keyring: Keyring | None = None,
     demo_merchants: Sequence[str] = (),
 ) -> None:
-    """Serve ``platform`` on ``chain``; with ``demo_merchants``, the demo key speaks for them."""
+    """Serve ``platform`` on ``chain``, acting for the participants whose keys ``keyring``
+    holds; with ``demo_merchants``, the demo API key speaks for them."""
     import uvicorn
 
     from carpay.api.app import create_app
@@ -101,7 +104,8 @@ def _run(
         threading.Thread(target=indexer.run, args=(stop,), name="carpay-indexer", daemon=True)
     ]
     threads[0].start()
-    signers = [relayer_account(settings), operator_account(settings)]
+    keyring = keyring or Keyring()
+    signers = [relayer_account(settings), operator_account(settings), *keyring]
     threads += start_workers(db, chain, signers, stop)
     if platform.insurance:
         keeper = PolicyKeeper(
@@ -113,7 +117,7 @@ def _run(
             )
         )
         threads[-1].start()
-    app = create_app(db, chain, settings)
+    app = create_app(db, chain, settings, keyring=keyring)
     config = uvicorn.Config(
         app, host=settings.api_host, port=port, log_level="warning", lifespan="off"
     )
@@ -197,6 +201,7 @@ def up(
             platform,
             port=settings.api_port if port is None else port,
             announce=announce,
+            keyring=Keyring(keys.merchants),  # development keys: the platform may use them
             demo_merchants=[m.address for m in keys.merchants] if demo else (),
         )
     finally:

@@ -10,6 +10,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from carpay.accounts.api_keys import ApiKeys
+from carpay.accounts.custody import Keyring
 from carpay.accounts.platform import operator_account, relayer_account
 from carpay.api.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers
 from carpay.api.security import RateLimiter
@@ -19,6 +20,7 @@ from carpay.ledger.db import Database
 from carpay.ledger.models import utcnow
 from carpay.services.checkout import ChainCheckoutView, CheckoutPayments
 from carpay.services.idempotency import IdempotencyKeys
+from carpay.services.merchant_checkout import MerchantCheckout
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
 from carpay.services.transfers import Transfers
@@ -53,8 +55,10 @@ class ApiServices:
     idempotency: IdempotencyKeys
     limiter: RateLimiter
     operator_outbox: Outbox
+    keyring: Keyring
     _checkout: CheckoutPayments | None = None
     _merchants: Merchants | None = None
+    _merchant_checkout: MerchantCheckout | None = None
 
     def _deployed(self, what: str, name: str) -> str:
         if self.chain is None:
@@ -89,6 +93,14 @@ class ApiServices:
             self._checkout = CheckoutPayments(self.outbox, view, clock=self.clock)
         return self._checkout
 
+    @property
+    def merchant_checkout(self) -> MerchantCheckout:
+        """Refunds, captures and voids from the keys of ``keyring`` (built once)."""
+        if self._merchant_checkout is None:
+            view = self.checkout.view
+            self._merchant_checkout = MerchantCheckout(view, self.keyring, clock=self.clock)
+        return self._merchant_checkout
+
 
 def create_app(
     db: Database,
@@ -99,18 +111,21 @@ def create_app(
     monotonic: Callable[[], float] = time.monotonic,
     relayer_address: str | None = None,
     operator_address: str | None = None,
+    keyring: Keyring | None = None,
 ) -> FastAPI:
     """The carpay API on ``db``, sending through ``chain`` (None: no node; /rpc answers 503).
 
     Transfers are written to the outbox as sent by ``relayer_address`` (default: the
     settings' relayer account), for whichever relayer runs beside (see
     :func:`carpay.services.workers.start_workers`); merchant onboardings as sent by
-    ``operator_address`` (default: the settings' operator). ``clock`` gives the time of records,
+    ``operator_address`` (default: the settings' operator); refunds, captures and voids for the
+    merchants whose keys ``keyring`` holds (default: none). ``clock`` gives the time of records,
     ``monotonic`` the time of rate limits.
     """
     from carpay.api.routes import (
         api_keys,
         ledger,
+        merchant_checkout,
         merchants,
         outbox,
         payments,
@@ -135,6 +150,7 @@ def create_app(
         idempotency=IdempotencyKeys(db, clock=clock),
         limiter=RateLimiter(settings.rate_limit, settings.rate_burst, monotonic),
         operator_outbox=Outbox(sender=operator, chain_id=chain_id, clock=clock),
+        keyring=keyring or Keyring(),
     )
     app = FastAPI(
         title="carpay",
@@ -146,7 +162,8 @@ def create_app(
     )
     app.state.platform = platform
     install_problem_handlers(app)
-    for module in (transfers, payments, merchants, outbox, webhooks, api_keys, ledger):
+    routers = (transfers, payments, merchant_checkout, merchants, outbox, webhooks, api_keys)
+    for module in (*routers, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)
     _publish_problem_schema(app)

@@ -119,6 +119,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {
         400: "The request is malformed",
         401: "No valid API key",
+        402: "The funds are short",
         403: "The API key lacks the scope",
         404: "No such resource",
         409: "Conflict",

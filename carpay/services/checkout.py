@@ -184,6 +184,12 @@ class CheckoutView(Protocol):
 
     def hold_exists(self, hold_id: bytes) -> bool: ...
 
+    def hold_state(self, hold_id: bytes) -> tuple[int, int]:
+        """``(state, remaining)``: state 0 never placed, 1 open, 2 closed."""
+
+    def balance(self, token: str, account: str) -> int:
+        """``account``'s balance of ``token`` now."""
+
     def encode(self, function: str, *args: Any) -> bytes:
         """Calldata of checkout's ``function(*args)``."""
 
@@ -226,7 +232,14 @@ class ChainCheckoutView:
         return self._call(self._contract, "payments", merchant, invoice_id) != b"\0" * 32
 
     def hold_exists(self, hold_id: bytes) -> bool:
-        return self._call(self._contract, "holdState", hold_id)[0] != 0
+        return self.hold_state(hold_id)[0] != 0
+
+    def hold_state(self, hold_id: bytes) -> tuple[int, int]:
+        state, remaining = self._call(self._contract, "holdState", hold_id)
+        return state, remaining
+
+    def balance(self, token: str, account: str) -> int:
+        return self._call(self._chain.contract("currency_token", token), "balanceOf", account)
 
     def encode(self, function: str, *args: Any) -> bytes:
         data = self._contract.encode_abi(function, args=list(args))

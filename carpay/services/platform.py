@@ -176,7 +176,8 @@ def seed_demo(
 ) -> None:
     """Demo data: every holder gets :data:`DEMO_BALANCE` of every currency, and one merchant
     of each category is registered (``merchants[i]`` for ``CATEGORIES[i]``, paid out to
-    itself). Runs once: a chain that already has the first merchant is left as it is.
+    itself), given a little ether for gas and approving checkout to pull its refunds. Runs
+    once: a chain that already has the first merchant is left as it is.
     """
     registry = chain.contract("merchant_registry", platform.registry)
     if registry.functions.isRegistered(merchants[0].address).call():
@@ -191,6 +192,10 @@ def seed_demo(
             merchant.address, category, merchant.address, fee_bps
         )
         chain.transact(owner, register)
+        chain.transact(owner, merchant.address, value=10**18, gas=21_000)
+        for address in platform.tokens.values():
+            token = chain.contract("currency_token", address)
+            chain.transact(merchant, token.functions.approve(platform.checkout, 2**256 - 1))
     if platform.vehicles and platform.fines:
         _demo_vehicles(chain, platform, owner, holders, merchants)
 
@@ -207,8 +212,7 @@ def _demo_vehicles(
     merchants: Sequence[LocalAccount],
 ) -> None:
     """Titles for the first holders, a service record by the repair shop, a fine by the
-    authority and an insurance offer by the insurer for the first vehicle (the three given a
-    little ether for gas)."""
+    authority and an insurance offer by the insurer for the first vehicle."""
     vehicles = chain.contract("vehicle_registry", platform.vehicles)
     fines = chain.contract("traffic_fines", platform.fines)
     repair, authority, insurer = (
@@ -216,8 +220,6 @@ def _demo_vehicles(
     )
     chain.transact(owner, vehicles.functions.setRegistrar(owner.address, True))
     chain.transact(owner, vehicles.functions.setRepairShop(repair.address, True))
-    for merchant in (repair, authority, insurer):
-        chain.transact(owner, merchant.address, value=10**18, gas=21_000)
     titles = []
     for vin, holder in zip(DEMO_VINS, holders, strict=False):
         chain.transact(owner, vehicles.functions.mintTitle(holder, validate_vin(vin)))

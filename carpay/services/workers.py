@@ -41,7 +41,8 @@ def start_workers(
 
     threads = [threading.Thread(target=dispatch, name="carpay-webhooks", daemon=True)]
     signers = [] if signer is None else [signer] if isinstance(signer, LocalAccount) else signer
-    for key in signers if chain is not None else ():
+    unique = {key.address: key for key in signers}  # one relayer per key: it owns its nonces
+    for key in unique.values() if chain is not None else ():
         relayer = Relayer(db, chain, key, webhooks=Webhooks(clock=clock), clock=clock)
         threads.append(
             threading.Thread(

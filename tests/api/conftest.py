@@ -46,6 +46,13 @@ def clock() -> Clock:
     return Clock()
 
 
+def chain_clock(chain) -> Clock:
+    """A :class:`Clock` at the chain's latest block (the embedded node's runs ahead)."""
+    clock = Clock()
+    clock.now = datetime.fromtimestamp(chain.w3.eth.get_block("latest")["timestamp"], UTC)
+    return clock
+
+
 @pytest.fixture
 def ticker() -> Ticker:
     return Ticker()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from carpay.chain import Chain
@@ -13,7 +11,7 @@ from carpay.services.platform import deploy_platform
 from carpay.services.relayer import Relayer
 from carpay.testing.scenarios import sign_invoice
 from carpay.testing.signing import Domain, sign_receive_authorization
-from tests.api.conftest import RELAYER, bearer, make_key
+from tests.api.conftest import RELAYER, bearer, chain_clock, make_key
 from tests.api.test_problems import assert_problem
 
 PEOPLE = dev_accounts(count=6)
@@ -35,13 +33,7 @@ def chain(embedded, tmp_path):
 
 @pytest.fixture
 def clock(chain):
-    class Clock:
-        now = datetime.fromtimestamp(chain.w3.eth.get_block("latest")["timestamp"], UTC)
-
-        def __call__(self):
-            return self.now
-
-    return Clock()
+    return chain_clock(chain)
 
 
 @pytest.fixture
