@@ -118,6 +118,18 @@ class Invoice:
             self.payer,
         )
 
+    def typed_data(self, view: CheckoutView) -> tuple[dict[str, Any], dict[str, Any], dict]:
+        """``(domain, types, message)``: what the merchant signs (EIP-712, checkout's domain)."""
+        domain = {
+            "name": "carpay checkout",
+            "version": "1",
+            "chainId": view.chain_id,
+            "verifyingContract": view.checkout,
+        }
+        fields = ("merchant", "amount", "token", "invoiceId", "expiry", "payer")
+        message = dict(zip(fields, self.as_tuple(), strict=True))
+        return domain, {"Invoice": INVOICE_FIELDS}, message
+
     def struct_hash(self) -> bytes:
         types = ["bytes32", "address", "uint256", "address", "bytes32", "uint256", "address"]
         return keccak(abi_encode(types, [keccak(text=INVOICE_TYPE), *self.as_tuple()]))
@@ -278,20 +290,8 @@ class CheckoutPayments:
                 "the invoice names another payer", errors=[_err("payer", "not the invoice's")]
             )
         signature = _signature(merchant_signature)
-        domain = {
-            "name": "carpay checkout",
-            "version": "1",
-            "chainId": self.view.chain_id,
-            "verifyingContract": self.view.checkout,
-        }
-        message = dict(
-            zip(
-                ("merchant", "amount", "token", "invoiceId", "expiry", "payer"),
-                invoice.as_tuple(),
-                strict=True,
-            )
-        )
-        if _signer(domain, {"Invoice": INVOICE_FIELDS}, message, signature) != invoice.merchant:
+        domain, types, message = invoice.typed_data(self.view)
+        if _signer(domain, types, message, signature) != invoice.merchant:
             raise ValidationFailed(
                 "the invoice is not signed by its merchant",
                 errors=[_err("merchant_signature", "not the merchant's")],

@@ -1,4 +1,5 @@
-"""The merchant's side of checkout: refunds, captures and voids, sent from the merchant's key.
+"""The merchant's side of checkout: invoices signed, and refunds, captures and voids sent,
+with the merchant's own key.
 
 Checkout lets only a payment's merchant refund it and only a hold's merchant capture or void
 it, so these transactions are the merchant's own. The platform sends them for a merchant
@@ -13,6 +14,7 @@ webhooks tell its owner either way.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -26,7 +28,7 @@ from carpay.accounts.custody import Keyring
 from carpay.errors import Conflict, InsufficientFunds, NotAuthorized, ValidationFailed
 from carpay.ledger.models import OutboxIntent, utcnow
 from carpay.ledger.tables import LedgerPayment, LedgerRefund
-from carpay.services.checkout import CheckoutView, Hold, Invoice
+from carpay.services.checkout import ZERO_ADDRESS, CheckoutView, Hold, Invoice
 from carpay.services.merchants import owner_of
 from carpay.services.outbox import Outbox
 
@@ -53,6 +55,45 @@ class MerchantCheckout:
         self.view = view
         self.keyring = keyring
         self._clock = clock
+
+    def create_invoice(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        merchant: str,
+        amount_minor: int,
+        token: str,
+        expiry: int,
+        payer: str = ZERO_ADDRESS,
+        invoice_id: str | None = None,
+    ) -> tuple[Invoice, str]:
+        """An invoice of ``merchant``'s, signed with its key: ``(invoice, signature)``.
+
+        Anyone (or only ``payer``) may pay it once before ``expiry``, directly or gaslessly
+        (``POST /v1/payments``). ``invoice_id`` defaults to 32 random bytes.
+        """
+        invoice = Invoice(
+            merchant,
+            amount_minor,
+            token,
+            invoice_id or "0x" + secrets.token_hex(32),
+            expiry,
+            payer,
+        ).checked()
+        self._merchant_outbox(session, owner, invoice.merchant)
+        if invoice.expiry <= int(self._clock().timestamp()):
+            raise _invalid("expiry", "the expiry must be in the future")
+        payout, _fee, _category, active = self.view.merchant_terms(invoice.merchant)
+        if int(payout, 16) == 0 or not active:
+            raise Conflict(f"{invoice.merchant} is not an active merchant")
+        if self.view.invoice_paid(invoice.merchant, bytes.fromhex(invoice.invoice_id[2:])):
+            raise Conflict("an invoice of this id is paid already")
+        key = self.keyring.get(invoice.merchant)
+        assert key is not None  # _merchant_outbox checked
+        domain, types, message = invoice.typed_data(self.view)
+        signed = key.sign_typed_data(domain, types, message)
+        return invoice, "0x" + bytes(signed.signature).hex()
 
     def refund(
         self,

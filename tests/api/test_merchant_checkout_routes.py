@@ -229,3 +229,51 @@ def test_a_hold_must_have_the_id_of_its_path_and_be_yours(client, m1, database, 
     assert_problem(
         _post(client, stranger, path, {"hold": _hold(chain)}, "y"), 403, "not-authorized"
     )
+
+
+def test_a_merchant_creates_an_invoice_a_payer_pays_on_chain(client, m1, database, chain, clock):
+    expiry = int(clock.now.timestamp()) + 600
+    body = {
+        "merchant": MERCHANT.address,
+        "amount_minor": 77_000,
+        "token": chain.token.address,
+        "expiry": expiry,
+    }
+    created = _post(client, m1, "/v1/invoices", body, "i1")
+    assert created.status_code == 201, created.text
+    signed = created.json()
+    assert (
+        client.post("/v1/invoices", json=body, headers=m1 | {"Idempotency-Key": "i1"}).json()
+        == signed
+    )
+    invoice = signed["invoice"]
+    assert (invoice["merchant"], invoice["amount_minor"], invoice["payer"]) == (
+        MERCHANT.address,
+        77_000,
+        ZERO,
+    )
+    as_tuple = (
+        invoice["merchant"],
+        invoice["amount_minor"],
+        invoice["token"],
+        bytes.fromhex(invoice["invoice_id"][2:]),
+        invoice["expiry"],
+        invoice["payer"],
+    )
+    assert (
+        "0x" + chain.checkout.functions.invoiceHash(as_tuple).call().hex() == signed["invoice_hash"]
+    )
+    signature = bytes.fromhex(signed["merchant_signature"][2:])
+    merchant_before = chain.token.functions.balanceOf(MERCHANT.address).call()
+    chain.transact(PAYER, chain.checkout.functions.payInvoice(as_tuple, signature))
+    assert chain.token.functions.balanceOf(MERCHANT.address).call() == merchant_before + 76_230
+
+    # Its id is taken now; nobody else's merchant, no key, no past expiry.
+    again = body | {"invoice_id": invoice["invoice_id"]}
+    assert_problem(_post(client, m1, "/v1/invoices", again, "i2"), 409, "conflict")
+    other = bearer(make_key(database, "payments:write", owner="m2"))
+    assert_problem(_post(client, other, "/v1/invoices", body, "i3"), 403, "not-authorized")
+    unheld = body | {"merchant": UNHELD.address}
+    assert_problem(_post(client, m1, "/v1/invoices", unheld, "i4"), 409, "conflict")
+    past = body | {"expiry": int(clock.now.timestamp()) - 1}
+    assert_problem(_post(client, m1, "/v1/invoices", past, "i5"), 422, "validation-failed")

@@ -48,6 +48,7 @@ def test_every_operation_answers_as_documented(api_schema, admin):
             "POST /v1/payments",
             "POST /v1/holds",
             "POST /v1/merchants",
+            "POST /v1/invoices",
             "POST /v1/refunds",
             "POST /v1/holds/{hold_id}/capture",
             "POST /v1/holds/{hold_id}/void",

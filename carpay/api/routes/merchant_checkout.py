@@ -1,4 +1,4 @@
-"""The merchant's side of checkout over HTTP: refunds, and captures and voids of holds.
+"""The merchant's side of checkout over HTTP: invoices, refunds, captures and voids of holds.
 
 Sent from the merchant's own key, for the merchant's API owner only (see
 :mod:`carpay.services.merchant_checkout`); every POST needs an Idempotency-Key. Follow each at
@@ -8,17 +8,19 @@ from the ledger.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import Field
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from carpay.accounts.api_keys import Principal
 from carpay.api.idempotency import idempotent
 from carpay.api.problems import problem_responses
 from carpay.api.routes.common import IdempotencyKey, platform
 from carpay.api.routes.payments import HoldIn, InvoiceIn
-from carpay.api.schemas import IntentOut, _In
+from carpay.api.schemas import _ADDRESS, IntentOut, _In
 from carpay.api.security import requires
 from carpay.errors import ValidationFailed
 from carpay.services import checkout as svc
@@ -26,6 +28,30 @@ from carpay.services import checkout as svc
 router = APIRouter(tags=["payments"], responses=problem_responses(401, 403, 422, 429))
 
 HoldId = Annotated[str, Path(pattern="^0x[0-9a-fA-F]{64}$", description="the hold's id")]
+
+
+class InvoiceCreate(_In):
+    """An invoice to sign with the merchant's key."""
+
+    merchant: str = Field(**_ADDRESS)
+    amount_minor: int = Field(gt=0, lt=2**256)
+    token: str = Field(description="the currency token to pay in", **_ADDRESS)
+    expiry: int = Field(gt=0, lt=2**64, description="unix time after which it cannot be paid")
+    payer: str = Field(
+        "0x" + "00" * 20, description="the only payer allowed (zero: anyone)", **_ADDRESS
+    )
+    invoice_id: str | None = Field(
+        None, pattern="^0x[0-9a-fA-F]{64}$", description="32 bytes; default: random"
+    )
+
+
+class SignedInvoiceOut(BaseModel):
+    """An invoice and the merchant's signature of it: what a payer pays
+    (``POST /v1/payments``, or checkout's ``payInvoice`` from their own wallet)."""
+
+    invoice: dict[str, Any]
+    merchant_signature: str
+    invoice_hash: str
 
 
 class RefundCreate(_In):
@@ -70,6 +96,35 @@ def _send(request: Request, principal: Principal, key: str, body: Any, action) -
         lambda session: MerchantActionOut.of(action(service, session)),
         model=MerchantActionOut,
     )
+
+
+@router.post(
+    "/invoices",
+    status_code=201,
+    response_model=SignedInvoiceOut,
+    responses=problem_responses(400, 409, 503),
+    summary="Create an invoice",
+)
+def create_invoice(
+    body: InvoiceCreate,
+    request: Request,
+    principal: Annotated[Principal, Depends(requires("payments:write"))],
+    idempotency_key: IdempotencyKey,
+) -> Response:
+    """Sign an invoice with the merchant's key; the same Idempotency-Key gives the same one."""
+    service = platform(request).merchant_checkout
+
+    def sign(session: Session) -> dict[str, Any]:
+        invoice, signature = service.create_invoice(
+            session, owner=principal.owner, **body.model_dump()
+        )
+        return {
+            "invoice": asdict(invoice),
+            "merchant_signature": signature,
+            "invoice_hash": "0x" + invoice.struct_hash().hex(),
+        }
+
+    return idempotent(request, principal, idempotency_key, body, sign, model=SignedInvoiceOut)
 
 
 @router.post(
