@@ -19,8 +19,10 @@ from carpay.errors import DeploymentNotFound, ServiceUnavailable
 from carpay.ledger.db import Database
 from carpay.ledger.models import utcnow
 from carpay.services.checkout import ChainCheckoutView, CheckoutPayments
+from carpay.services.fines import Fines
 from carpay.services.idempotency import IdempotencyKeys
 from carpay.services.merchant_checkout import MerchantCheckout
+from carpay.services.merchant_keys import MerchantKeys
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
 from carpay.services.transfers import Transfers
@@ -59,6 +61,7 @@ class ApiServices:
     _checkout: CheckoutPayments | None = None
     _merchants: Merchants | None = None
     _merchant_checkout: MerchantCheckout | None = None
+    _fines: Fines | None = None
 
     def _deployed(self, what: str, name: str) -> str:
         if self.chain is None:
@@ -101,6 +104,16 @@ class ApiServices:
             self._merchant_checkout = MerchantCheckout(view, self.keyring, clock=self.clock)
         return self._merchant_checkout
 
+    @property
+    def fines(self) -> Fines:
+        """Fines issued and waived from the authorities' keys of ``keyring`` (built once)."""
+        if self._fines is None:
+            address = self._deployed("fines", "traffic_fines")
+            assert self.chain is not None  # _deployed checked
+            keys = MerchantKeys(self.keyring, chain_id=self.chain.chain_id, clock=self.clock)
+            self._fines = Fines(keys, address, now=lambda: int(self.clock().timestamp()))
+        return self._fines
+
 
 def create_app(
     db: Database,
@@ -124,6 +137,7 @@ def create_app(
     """
     from carpay.api.routes import (
         api_keys,
+        fines,
         ledger,
         merchant_checkout,
         merchants,
@@ -162,7 +176,8 @@ def create_app(
     )
     app.state.platform = platform
     install_problem_handlers(app)
-    routers = (transfers, payments, merchant_checkout, merchants, outbox, webhooks, api_keys)
+    routers = (transfers, payments, merchant_checkout, fines, merchants, outbox, webhooks)
+    routers += (api_keys,)
     for module in (*routers, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)

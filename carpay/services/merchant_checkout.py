@@ -25,11 +25,11 @@ from eth_utils import to_checksum_address
 from sqlalchemy.orm import Session
 
 from carpay.accounts.custody import Keyring
-from carpay.errors import Conflict, InsufficientFunds, NotAuthorized, ValidationFailed
+from carpay.errors import Conflict, InsufficientFunds, ValidationFailed
 from carpay.ledger.models import OutboxIntent, utcnow
 from carpay.ledger.tables import LedgerPayment, LedgerRefund
 from carpay.services.checkout import ZERO_ADDRESS, CheckoutView, Hold, Invoice
-from carpay.services.merchants import owner_of
+from carpay.services.merchant_keys import MerchantKeys
 from carpay.services.outbox import Outbox
 
 __all__ = ["CAPTURE_KIND", "REFUND_KIND", "VOID_KIND", "MerchantCheckout"]
@@ -53,7 +53,7 @@ class MerchantCheckout:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.view = view
-        self.keyring = keyring
+        self.keys = MerchantKeys(keyring, chain_id=view.chain_id, clock=clock)
         self._clock = clock
 
     def create_invoice(
@@ -81,7 +81,7 @@ class MerchantCheckout:
             expiry,
             payer,
         ).checked()
-        self._merchant_outbox(session, owner, invoice.merchant)
+        key = self.keys.key(session, owner, invoice.merchant)
         if invoice.expiry <= int(self._clock().timestamp()):
             raise _invalid("expiry", "the expiry must be in the future")
         payout, _fee, _category, active = self.view.merchant_terms(invoice.merchant)
@@ -89,8 +89,6 @@ class MerchantCheckout:
             raise Conflict(f"{invoice.merchant} is not an active merchant")
         if self.view.invoice_paid(invoice.merchant, bytes.fromhex(invoice.invoice_id[2:])):
             raise Conflict("an invoice of this id is paid already")
-        key = self.keyring.get(invoice.merchant)
-        assert key is not None  # _merchant_outbox checked
         domain, types, message = invoice.typed_data(self.view)
         signed = key.sign_typed_data(domain, types, message)
         return invoice, "0x" + bytes(signed.signature).hex()
@@ -106,7 +104,7 @@ class MerchantCheckout:
     ) -> OutboxIntent:
         """Refund ``amount_minor`` of the paid ``invoice`` to its payer, from the merchant."""
         invoice = invoice.checked()
-        outbox = self._merchant_outbox(session, owner, invoice.merchant)
+        outbox = self.keys.outbox(session, owner, invoice.merchant)
         if amount_minor <= 0:
             raise _invalid("amount_minor", "amount_minor must be positive")
         chain_id = self.view.chain_id
@@ -220,20 +218,9 @@ class MerchantCheckout:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def _merchant_outbox(self, session: Session, owner: str, merchant: str) -> Outbox:
-        """The outbox of ``merchant``'s own key, if ``owner`` speaks for it."""
-        if owner_of(session, self.view.chain_id, merchant) != owner:
-            raise NotAuthorized(f"merchant {merchant} is not yours")
-        if merchant not in self.keyring:
-            raise Conflict(
-                f"the platform holds no key of merchant {merchant}: "
-                "send this transaction from the merchant's own wallet"
-            )
-        return Outbox(sender=merchant, chain_id=self.view.chain_id, clock=self._clock)
-
     def _open_hold(self, session: Session, owner: str, hold: Hold) -> tuple[Hold, Outbox, str, int]:
         hold = hold.checked()
-        outbox = self._merchant_outbox(session, owner, hold.merchant)
+        outbox = self.keys.outbox(session, owner, hold.merchant)
         hold_id = "0x" + hold.struct_hash().hex()
         state, remaining = self.view.hold_state(bytes.fromhex(hold_id[2:]))
         if state != _HOLD_OPEN:

@@ -10,6 +10,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from carpay.accounts import Keyring
 from carpay.accounts.api_keys import ApiKeys
 from carpay.api import create_app
 from carpay.settings import Settings
@@ -70,9 +71,21 @@ def chain():
 
 
 @pytest.fixture
-def app(database, chain, settings, clock, ticker):
+def keyring() -> Keyring:
+    """The participants' keys the platform holds: none, unless a test says."""
+    return Keyring()
+
+
+@pytest.fixture
+def app(database, chain, settings, clock, ticker, keyring):
     return create_app(
-        database, chain, settings, clock=clock, monotonic=ticker, relayer_address=RELAYER
+        database,
+        chain,
+        settings,
+        clock=clock,
+        monotonic=ticker,
+        relayer_address=RELAYER,
+        keyring=keyring,
     )
 
 

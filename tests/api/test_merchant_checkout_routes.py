@@ -18,7 +18,7 @@ from carpay.services.outbox import Outbox
 from carpay.services.platform import deploy_platform
 from carpay.services.relayer import Relayer
 from carpay.testing.scenarios import sign_invoice
-from tests.api.conftest import RELAYER, bearer, chain_clock, make_key
+from tests.api.conftest import bearer, chain_clock, make_key
 from tests.api.test_problems import assert_problem
 
 OWNER, TREASURY, MERCHANT, PAYER, UNHELD, STRANGER = dev_accounts(count=6)
@@ -65,18 +65,8 @@ def chain(embedded, tmp_path, database):
 
 
 @pytest.fixture
-def app(database, chain, settings, clock, ticker):
-    from carpay.api import create_app
-
-    return create_app(
-        database,
-        chain,
-        settings,
-        clock=clock,
-        monotonic=ticker,
-        relayer_address=RELAYER,
-        keyring=Keyring([MERCHANT]),
-    )
+def keyring():
+    return Keyring([MERCHANT])
 
 
 @pytest.fixture

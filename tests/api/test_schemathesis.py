@@ -52,6 +52,8 @@ def test_every_operation_answers_as_documented(api_schema, admin):
             "POST /v1/refunds",
             "POST /v1/holds/{hold_id}/capture",
             "POST /v1/holds/{hold_id}/void",
+            "POST /v1/fines",
+            "POST /v1/fines/{fine_id}/waive",
         )
         check = _fuzz(operation, admin, [positive_data_acceptance] if checksummed else [])
         try:

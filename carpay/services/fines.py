@@ -1,0 +1,171 @@
+"""Traffic fines: an authority issues a fine against a vehicle, or waives one it issued.
+
+Sent from the authority's own key (see :class:`carpay.services.merchant_keys.MerchantKeys`)
+for its API owner, after checks against the ledger: the authority an active merchant of the
+authority category, the vehicle titled, the terms within what the contract takes, the fine to
+waive unpaid and the authority's. Whoever owns the vehicle pays a fine from their own wallet
+(``traffic_fines.payFine``); ``fine.issued``, ``fine.paid`` and ``fine.waived`` reach the
+authority's owner from the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector, keccak
+from sqlalchemy.orm import Session
+
+from carpay.errors import Conflict, NotFound, ValidationFailed
+from carpay.ledger import queries
+from carpay.ledger.models import OutboxIntent
+from carpay.ledger.tables import LedgerMerchant, LedgerVehicleRecord
+from carpay.services.merchant_keys import MerchantKeys
+from carpay.services.outbox import checksum
+from carpay.services.platform import CATEGORIES
+from carpay.services.vin import validate_vin
+
+__all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "WAIVE_KIND", "Fines", "title_of"]
+
+ISSUE_KIND, WAIVE_KIND = "fine_issue", "fine_waive"
+#: What ``traffic_fines`` accepts: an amount and a late fee below 2**96 (its packed fields).
+MAX_AMOUNT = MAX_LATE_FEE = 2**96 - 1
+_ISSUE = function_signature_to_4byte_selector(
+    "issueFine(uint256,address,uint256,uint256,uint256,uint16)"
+)
+_WAIVE = function_signature_to_4byte_selector("waiveFine(uint256)")
+_AUTHORITY = CATEGORIES.index("authority")
+
+
+def title_of(vin: str) -> int:
+    """The title id the vehicle registry gives ``vin``: ``uint256(keccak256(vin))``."""
+    return int.from_bytes(keccak(text=vin), "big")
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"loc": [field], "msg": message}])
+
+
+class Fines:
+    """Issues and waives fines on the ``traffic_fines`` contract at ``fines``."""
+
+    def __init__(self, keys: MerchantKeys, fines: str, *, now: Any) -> None:
+        self.keys = keys
+        self.fines = checksum(fines, "fines")
+        self._now = now  # unix time
+
+    def issue(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        authority: str,
+        vin: str,
+        token: str,
+        amount_minor: int,
+        late_fee_minor: int,
+        due: int,
+        reason: int,
+        reference: str | None = None,
+    ) -> OutboxIntent:
+        """Fine the vehicle ``vin``: ``amount_minor`` of ``token`` by ``due``, then the late fee."""
+        vin = validate_vin(vin)
+        token = checksum(token, "token")
+        outbox = self.keys.outbox(session, owner, authority)
+        authority = outbox.sender
+        if not 0 < amount_minor <= MAX_AMOUNT:
+            raise _invalid("amount_minor", f"amount_minor must be from 1 to {MAX_AMOUNT}")
+        if not 0 <= late_fee_minor <= MAX_LATE_FEE:
+            raise _invalid("late_fee_minor", f"late_fee_minor must be from 0 to {MAX_LATE_FEE}")
+        if not self._now() < due < 2**64:
+            raise _invalid("due", "the due date must be in the future")
+        if not 0 <= reason < 2**16:
+            raise _invalid("reason", "reason must be from 0 to 65535")
+        terms = session.get(LedgerMerchant, (self.keys.chain_id, authority.lower()))
+        if terms is None or not terms.active or terms.category != _AUTHORITY:
+            raise Conflict(f"{authority} is not an active authority")
+        title = title_of(vin)
+        if queries.vehicle(session, self.keys.chain_id, title) is None:
+            raise NotFound(f"no vehicle {vin}")
+        data = _ISSUE + encode(
+            ["uint256", "address", "uint256", "uint256", "uint256", "uint16"],
+            [title, token, amount_minor, late_fee_minor, due, reason],
+        )
+        details = {
+            "authority": authority,
+            "vin": vin,
+            "title": str(title),
+            "token": token,
+            "amount_minor": amount_minor,
+            "late_fee_minor": late_fee_minor,
+            "due": due,
+            "reason": reason,
+        }
+        return outbox.enqueue(
+            session,
+            kind=ISSUE_KIND,
+            owner=owner,
+            to=self.fines,
+            data=data,
+            details=details,
+            reference=reference,
+        )
+
+    def waive(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        authority: str,
+        fine_id: int,
+        reference: str | None = None,
+    ) -> OutboxIntent:
+        """Waive the unpaid fine ``fine_id`` that ``authority`` issued."""
+        outbox = self.keys.outbox(session, owner, authority)
+        fine = self._fine(session, fine_id)
+        if fine is None:
+            raise NotFound(f"no fine {fine_id}")
+        if fine["authority"] != outbox.sender.lower():
+            raise Conflict(f"fine {fine_id} was issued by another authority")
+        if fine["status"] != "unpaid":
+            raise Conflict(f"fine {fine_id} is {fine['status']}")
+        in_flight = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboxIntent)
+            .where(
+                OutboxIntent.sender == outbox.sender,
+                OutboxIntent.kind == WAIVE_KIND,
+                OutboxIntent.state.in_(("pending", "sent", "confirmed")),
+                OutboxIntent.details["fine_id"].as_integer() == fine_id,
+            )
+        )
+        if in_flight:
+            raise Conflict(f"fine {fine_id} is being waived already")
+        return outbox.enqueue(
+            session,
+            kind=WAIVE_KIND,
+            owner=owner,
+            to=self.fines,
+            data=_WAIVE + fine_id.to_bytes(32, "big"),
+            details={"authority": outbox.sender, "fine_id": fine_id},
+            reference=reference,
+        )
+
+    def _fine(self, session: Session, fine_id: int) -> dict[str, Any] | None:
+        """The indexed fine ``fine_id``, with its status, from its vehicle's record."""
+        r = LedgerVehicleRecord
+        title = session.scalar(
+            sa.select(r.title).where(
+                r.chain_id == self.keys.chain_id,
+                r.contract == "traffic_fines",
+                r.kind == "FineIssued",
+                r.data["fine_id"].as_string() == str(fine_id),
+            )
+        )
+        vehicle = (
+            None if title is None else queries.vehicle(session, self.keys.chain_id, int(title))
+        )
+        if vehicle is None:
+            return None
+        return next((f for f in vehicle["fines"] if f["fine_id"] == fine_id), None)
