@@ -25,6 +25,7 @@ from carpay.services.merchant_checkout import MerchantCheckout
 from carpay.services.merchant_keys import MerchantKeys
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
+from carpay.services.policies import Policies
 from carpay.services.transfers import Transfers
 from carpay.services.webhooks import Webhooks
 from carpay.settings import Settings
@@ -62,6 +63,7 @@ class ApiServices:
     _merchants: Merchants | None = None
     _merchant_checkout: MerchantCheckout | None = None
     _fines: Fines | None = None
+    _policies: Policies | None = None
 
     def _deployed(self, what: str, name: str) -> str:
         if self.chain is None:
@@ -104,15 +106,28 @@ class ApiServices:
             self._merchant_checkout = MerchantCheckout(view, self.keyring, clock=self.clock)
         return self._merchant_checkout
 
+    def _keys(self) -> MerchantKeys:
+        assert self.chain is not None  # _deployed checked
+        return MerchantKeys(self.keyring, chain_id=self.chain.chain_id, clock=self.clock)
+
+    def _now(self) -> int:
+        return int(self.clock().timestamp())
+
     @property
     def fines(self) -> Fines:
         """Fines issued and waived from the authorities' keys of ``keyring`` (built once)."""
         if self._fines is None:
             address = self._deployed("fines", "traffic_fines")
-            assert self.chain is not None  # _deployed checked
-            keys = MerchantKeys(self.keyring, chain_id=self.chain.chain_id, clock=self.clock)
-            self._fines = Fines(keys, address, now=lambda: int(self.clock().timestamp()))
+            self._fines = Fines(self._keys(), address, now=self._now)
         return self._fines
+
+    @property
+    def policies(self) -> Policies:
+        """Offers and claims from the insurers' keys of ``keyring`` (built once)."""
+        if self._policies is None:
+            address = self._deployed("policies", "insurance")
+            self._policies = Policies(self._keys(), address, now=self._now)
+        return self._policies
 
 
 def create_app(
@@ -143,6 +158,7 @@ def create_app(
         merchants,
         outbox,
         payments,
+        policies,
         rpc,
         transfers,
         webhooks,
@@ -177,7 +193,7 @@ def create_app(
     app.state.platform = platform
     install_problem_handlers(app)
     routers = (transfers, payments, merchant_checkout, fines, merchants, outbox, webhooks)
-    routers += (api_keys,)
+    routers += (policies, api_keys)
     for module in (*routers, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)

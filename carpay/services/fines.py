@@ -10,6 +10,7 @@ authority's owner from the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,10 +21,9 @@ from sqlalchemy.orm import Session
 from carpay.errors import Conflict, NotFound, ValidationFailed
 from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
-from carpay.ledger.tables import LedgerMerchant, LedgerVehicleRecord
+from carpay.ledger.tables import LedgerVehicleRecord
 from carpay.services.merchant_keys import MerchantKeys
 from carpay.services.outbox import checksum
-from carpay.services.platform import CATEGORIES
 from carpay.services.vin import validate_vin
 
 __all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "WAIVE_KIND", "Fines", "title_of"]
@@ -35,7 +35,6 @@ _ISSUE = function_signature_to_4byte_selector(
     "issueFine(uint256,address,uint256,uint256,uint256,uint16)"
 )
 _WAIVE = function_signature_to_4byte_selector("waiveFine(uint256)")
-_AUTHORITY = CATEGORIES.index("authority")
 
 
 def title_of(vin: str) -> int:
@@ -50,7 +49,7 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 class Fines:
     """Issues and waives fines on the ``traffic_fines`` contract at ``fines``."""
 
-    def __init__(self, keys: MerchantKeys, fines: str, *, now: Any) -> None:
+    def __init__(self, keys: MerchantKeys, fines: str, *, now: Callable[[], int]) -> None:
         self.keys = keys
         self.fines = checksum(fines, "fines")
         self._now = now  # unix time
@@ -82,9 +81,7 @@ class Fines:
             raise _invalid("due", "the due date must be in the future")
         if not 0 <= reason < 2**16:
             raise _invalid("reason", "reason must be from 0 to 65535")
-        terms = session.get(LedgerMerchant, (self.keys.chain_id, authority.lower()))
-        if terms is None or not terms.active or terms.category != _AUTHORITY:
-            raise Conflict(f"{authority} is not an active authority")
+        self.keys.require_active(session, authority, "authority")
         title = title_of(vin)
         if queries.vehicle(session, self.keys.chain_id, title) is None:
             raise NotFound(f"no vehicle {vin}")

@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 from carpay.accounts.custody import Keyring
 from carpay.errors import Conflict, NotAuthorized
 from carpay.ledger.models import utcnow
+from carpay.ledger.tables import LedgerMerchant
 from carpay.services.merchants import owner_of
 from carpay.services.outbox import Outbox, checksum
+from carpay.services.platform import CATEGORIES
 
 __all__ = ["MerchantKeys"]
 
@@ -50,3 +52,9 @@ class MerchantKeys:
         """The outbox of ``merchant``'s own key (see :meth:`key`)."""
         key = self.key(session, owner, merchant)
         return Outbox(sender=key.address, chain_id=self.chain_id, clock=self._clock)
+
+    def require_active(self, session: Session, merchant: str, category: str) -> None:
+        """Refuse ``merchant`` unless the ledger shows it an active merchant of ``category``."""
+        terms = session.get(LedgerMerchant, (self.chain_id, merchant.lower()))
+        if terms is None or not terms.active or CATEGORIES[terms.category] != category:
+            raise Conflict(f"{merchant} is not an active {category.replace('_', ' ')}")

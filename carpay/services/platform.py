@@ -212,7 +212,8 @@ def _demo_vehicles(
     merchants: Sequence[LocalAccount],
 ) -> None:
     """Titles for the first holders, a service record by the repair shop, a fine by the
-    authority and an insurance offer by the insurer for the first vehicle."""
+    authority and an insurance offer by the insurer for the first vehicle (the insurer funded
+    to pay claims)."""
     vehicles = chain.contract("vehicle_registry", platform.vehicles)
     fines = chain.contract("traffic_fines", platform.fines)
     repair, authority, insurer = (
@@ -235,3 +236,7 @@ def _demo_vehicles(
             titles[0], eur, 480 * 10**6, 365 * 86_400, 30 * 86_400, 10_000, due
         )
         chain.transact(insurer, offer)
+        token = chain.contract("currency_token", eur)
+        # Claims are paid from the insurer's balance: a little of it, and the approval.
+        chain.transact(owner, token.functions.mint(insurer.address, DEMO_BALANCE))
+        chain.transact(insurer, token.functions.approve(platform.insurance, 2**256 - 1))
