@@ -127,3 +127,20 @@ def live_url(app) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+def post(client, headers: dict[str, str], path: str, body: dict, key: str):
+    """POST ``body`` to ``path`` with ``headers`` and the Idempotency-Key ``key``."""
+    return client.post(path, json=body, headers=headers | {"Idempotency-Key": key})
+
+
+def relay_and_index(database, chain, signer, clock) -> None:
+    """Everything ``signer``'s relayer has to send, sent; then the platform's events indexed
+    (``chain.platform`` is the deployment)."""
+    from carpay.ledger import Indexer
+    from carpay.services.relayer import Relayer
+
+    relayer = Relayer(database, chain, signer, clock=clock)
+    while relayer.run_once():
+        pass
+    Indexer(database, chain, chain.platform.watched()).catch_up()

@@ -14,8 +14,7 @@ from carpay.ledger.models import OutboxIntent
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
 from carpay.services.platform import CATEGORIES, deploy_platform
-from carpay.services.relayer import Relayer
-from tests.api.conftest import bearer, chain_clock, make_key
+from tests.api.conftest import bearer, chain_clock, make_key, post, relay_and_index
 from tests.api.test_problems import assert_problem
 
 OWNER, TREASURY, AUTHORITY, SHOP, DRIVER = dev_accounts(count=5)
@@ -73,41 +72,30 @@ def _fine(chain, clock, **changes) -> dict:
     return body | changes
 
 
-def _post(client, headers, path, body, key):
-    return client.post(path, json=body, headers=headers | {"Idempotency-Key": key})
-
-
-def _relay_and_index(database, chain, clock):
-    relayer = Relayer(database, chain, AUTHORITY, clock=clock)
-    while relayer.run_once():
-        pass
-    Indexer(database, chain, chain.platform.watched()).catch_up()
-
-
 def test_an_authority_fines_a_vehicle_then_waives_it(client, m1, database, chain, clock):
-    issued = _post(client, m1, "/v1/fines", _fine(chain, clock), "f1")
+    issued = post(client, m1, "/v1/fines", _fine(chain, clock), "f1")
     assert issued.status_code == 201, issued.text
     assert (issued.json()["kind"], issued.json()["authority"]) == ("fine_issue", AUTHORITY.address)
-    _relay_and_index(database, chain, clock)
+    relay_and_index(database, chain, AUTHORITY, clock)
     status = client.get(f"/v1/outbox/{issued.json()['id']}", headers=m1).json()
     assert status["state"] == "confirmed", status["error"]
     [fine] = client.get(f"/v1/vehicles/{VIN}", headers=m1).json()["fines"]
     assert (fine["amount"], fine["late_fee"], fine["status"]) == (80_000_000, 20_000_000, "unpaid")
 
-    waived = _post(
+    waived = post(
         client, m1, f"/v1/fines/{fine['fine_id']}/waive", {"authority": AUTHORITY.address}, "w1"
     )
     assert waived.status_code == 201, waived.text
     # Asked again (another key) while it is being sent: refused, not sent twice.
     again = {"authority": AUTHORITY.address}
     assert_problem(
-        _post(client, m1, f"/v1/fines/{fine['fine_id']}/waive", again, "w2"), 409, "conflict"
+        post(client, m1, f"/v1/fines/{fine['fine_id']}/waive", again, "w2"), 409, "conflict"
     )
-    _relay_and_index(database, chain, clock)
+    relay_and_index(database, chain, AUTHORITY, clock)
     [fine] = client.get(f"/v1/vehicles/{VIN}", headers=m1).json()["fines"]
     assert fine["status"] == "waived"
     detail = assert_problem(
-        _post(client, m1, f"/v1/fines/{fine['fine_id']}/waive", again, "w3"), 409, "conflict"
+        post(client, m1, f"/v1/fines/{fine['fine_id']}/waive", again, "w3"), 409, "conflict"
     )
     assert "waived" in detail["detail"]
 
@@ -121,13 +109,13 @@ def test_bad_fines_are_refused_and_nothing_is_written(client, m1, database, chai
         ({"authority": SHOP.address}, 409, "conflict"),  # not an authority
         ({"authority": DRIVER.address}, 403, "not-authorized"),  # nobody's merchant
     ):
-        response = _post(client, m1, "/v1/fines", _fine(chain, clock, **change), str(change))
+        response = post(client, m1, "/v1/fines", _fine(chain, clock, **change), str(change))
         assert_problem(response, status, code)
     other = bearer(make_key(database, "payments:write", owner="m2"))
     assert_problem(
-        _post(client, other, "/v1/fines", _fine(chain, clock), "x"), 403, "not-authorized"
+        post(client, other, "/v1/fines", _fine(chain, clock), "x"), 403, "not-authorized"
     )
     waive = {"authority": AUTHORITY.address}
-    assert_problem(_post(client, m1, "/v1/fines/999/waive", waive, "y"), 404, "not-found")
+    assert_problem(post(client, m1, "/v1/fines/999/waive", waive, "y"), 404, "not-found")
     with database.begin() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(OutboxIntent)) == 0

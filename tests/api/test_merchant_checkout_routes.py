@@ -16,9 +16,8 @@ from carpay.services.checkout import Hold
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
 from carpay.services.platform import deploy_platform
-from carpay.services.relayer import Relayer
 from carpay.testing.scenarios import sign_invoice
-from tests.api.conftest import bearer, chain_clock, make_key
+from tests.api.conftest import bearer, chain_clock, make_key, post, relay_and_index
 from tests.api.test_problems import assert_problem
 
 OWNER, TREASURY, MERCHANT, PAYER, UNHELD, STRANGER = dev_accounts(count=6)
@@ -107,17 +106,6 @@ def _hold_id(chain) -> str:
     return "0x" + chain.hold.struct_hash().hex()
 
 
-def _post(client, headers, path, body, key):
-    return client.post(path, json=body, headers=headers | {"Idempotency-Key": key})
-
-
-def _relay_and_index(database, chain, clock):
-    relayer = Relayer(database, chain, MERCHANT, clock=clock)
-    while relayer.run_once():
-        pass
-    Indexer(database, chain, chain.platform.watched()).catch_up()
-
-
 def _intents(database) -> int:
     with database.begin() as session:
         return session.scalar(sa.select(sa.func.count()).select_from(OutboxIntent))
@@ -126,7 +114,7 @@ def _intents(database) -> int:
 def test_a_merchant_refunds_in_parts_never_beyond_what_was_paid(client, m1, database, chain, clock):
     payer_before = chain.token.functions.balanceOf(PAYER.address).call()
     body = {"invoice": _invoice(chain), "amount_minor": 200_000}
-    first = _post(client, m1, "/v1/refunds", body, "r1")
+    first = post(client, m1, "/v1/refunds", body, "r1")
     assert first.status_code == 201, first.text
     refund = first.json()
     assert (refund["kind"], refund["refunded_before"], refund["payer"]) == (
@@ -135,29 +123,29 @@ def test_a_merchant_refunds_in_parts_never_beyond_what_was_paid(client, m1, data
         PAYER.address,
     )
     # While the first is not mined, another refund of the invoice waits its turn.
-    assert_problem(_post(client, m1, "/v1/refunds", body, "r2"), 409, "conflict")
-    _relay_and_index(database, chain, clock)
+    assert_problem(post(client, m1, "/v1/refunds", body, "r2"), 409, "conflict")
+    relay_and_index(database, chain, MERCHANT, clock)
     status = client.get(f"/v1/outbox/{refund['id']}", headers=m1).json()
     assert status["state"] == "confirmed", status["error"]
     assert chain.token.functions.balanceOf(PAYER.address).call() == payer_before + 200_000
 
     too_much = {"invoice": _invoice(chain), "amount_minor": PAID - 200_000 + 1}
     detail = assert_problem(
-        _post(client, m1, "/v1/refunds", too_much, "r3"), 422, "validation-failed"
+        post(client, m1, "/v1/refunds", too_much, "r3"), 422, "validation-failed"
     )
     assert "300000" in detail["detail"]
     # The merchant kept 495,000 (1% went to the platform) and has refunded 200,000.
     rest = {"invoice": _invoice(chain), "amount_minor": PAID - 200_000}
-    assert_problem(_post(client, m1, "/v1/refunds", rest, "r4"), 402, "insufficient-funds")
+    assert_problem(post(client, m1, "/v1/refunds", rest, "r4"), 402, "insufficient-funds")
     chain.transact(OWNER, chain.token.functions.mint(MERCHANT.address, 5_000))
-    second = _post(client, m1, "/v1/refunds", rest, "r4")
+    second = post(client, m1, "/v1/refunds", rest, "r4")
     assert second.status_code == 201 and second.json()["refunded_before"] == 200_000
-    _relay_and_index(database, chain, clock)
+    relay_and_index(database, chain, MERCHANT, clock)
     status = client.get(f"/v1/outbox/{second.json()['id']}", headers=m1).json()
     assert status["state"] == "confirmed", status["error"]
     assert chain.token.functions.balanceOf(PAYER.address).call() == payer_before + PAID
     assert_problem(
-        _post(client, m1, "/v1/refunds", {"invoice": _invoice(chain), "amount_minor": 1}, "r5"),
+        post(client, m1, "/v1/refunds", {"invoice": _invoice(chain), "amount_minor": 1}, "r5"),
         422,
         "validation-failed",
     )
@@ -167,16 +155,16 @@ def test_refunds_refused_with_nothing_written(client, m1, database, chain):
     before = _intents(database)
     other_owner = bearer(make_key(database, "payments:write", owner="m2"))
     body = {"invoice": _invoice(chain), "amount_minor": 1}
-    assert_problem(_post(client, other_owner, "/v1/refunds", body, "a"), 403, "not-authorized")
+    assert_problem(post(client, other_owner, "/v1/refunds", body, "a"), 403, "not-authorized")
     unheld = {"invoice": _invoice(chain, UNHELD), "amount_minor": 1}
-    detail = assert_problem(_post(client, m1, "/v1/refunds", unheld, "b"), 409, "conflict")
+    detail = assert_problem(post(client, m1, "/v1/refunds", unheld, "b"), 409, "conflict")
     assert "own wallet" in detail["detail"]
     unpaid = {"invoice": _invoice(chain) | {"invoice_id": "0x" + "43" * 32}, "amount_minor": 1}
-    assert_problem(_post(client, m1, "/v1/refunds", unpaid, "c"), 409, "conflict")
+    assert_problem(post(client, m1, "/v1/refunds", unpaid, "c"), 409, "conflict")
     altered = {"invoice": _invoice(chain) | {"amount_minor": PAID * 2}, "amount_minor": 1}
-    assert_problem(_post(client, m1, "/v1/refunds", altered, "d"), 409, "conflict")
+    assert_problem(post(client, m1, "/v1/refunds", altered, "d"), 409, "conflict")
     assert_problem(
-        _post(client, m1, "/v1/refunds", {"invoice": _invoice(chain), "amount_minor": 0}, "e"),
+        post(client, m1, "/v1/refunds", {"invoice": _invoice(chain), "amount_minor": 0}, "e"),
         422,
         "validation-failed",
     )
@@ -186,39 +174,37 @@ def test_refunds_refused_with_nothing_written(client, m1, database, chain):
 def test_a_merchant_captures_part_of_a_hold_then_voids_the_rest(client, m1, database, chain, clock):
     path = f"/v1/holds/{_hold_id(chain)}"
     too_much = {"hold": _hold(chain), "amount_minor": 300_001}
-    assert_problem(_post(client, m1, f"{path}/capture", too_much, "c0"), 422, "validation-failed")
-    captured = _post(
+    assert_problem(post(client, m1, f"{path}/capture", too_much, "c0"), 422, "validation-failed")
+    captured = post(
         client, m1, f"{path}/capture", {"hold": _hold(chain), "amount_minor": 120_000}, "c1"
     )
     assert captured.status_code == 201, captured.text
     assert captured.json()["kind"] == "capture"
-    _relay_and_index(database, chain, clock)
+    relay_and_index(database, chain, MERCHANT, clock)
     state = chain.checkout.functions.holdState(_hold_id(chain)).call()
     assert state == [1, 180_000]
 
     payer_before = chain.token.functions.balanceOf(PAYER.address).call()
-    voided = _post(client, m1, f"{path}/void", {"hold": _hold(chain)}, "v1")
+    voided = post(client, m1, f"{path}/void", {"hold": _hold(chain)}, "v1")
     assert voided.status_code == 201 and voided.json()["released_minor"] == 180_000
-    _relay_and_index(database, chain, clock)
+    relay_and_index(database, chain, MERCHANT, clock)
     assert chain.checkout.functions.holdState(_hold_id(chain)).call() == [2, 0]
     assert chain.token.functions.balanceOf(PAYER.address).call() == payer_before + 180_000
     # A closed hold is neither captured nor voided again.
     again = {"hold": _hold(chain), "amount_minor": 1}
-    assert_problem(_post(client, m1, f"{path}/capture", again, "c2"), 409, "conflict")
-    assert_problem(_post(client, m1, f"{path}/void", {"hold": _hold(chain)}, "v2"), 409, "conflict")
+    assert_problem(post(client, m1, f"{path}/capture", again, "c2"), 409, "conflict")
+    assert_problem(post(client, m1, f"{path}/void", {"hold": _hold(chain)}, "v2"), 409, "conflict")
 
 
 def test_a_hold_must_have_the_id_of_its_path_and_be_yours(client, m1, database, chain):
     other = "0x" + "ab" * 32
     body = {"hold": _hold(chain), "amount_minor": 1}
     assert_problem(
-        _post(client, m1, f"/v1/holds/{other}/capture", body, "x"), 422, "validation-failed"
+        post(client, m1, f"/v1/holds/{other}/capture", body, "x"), 422, "validation-failed"
     )
     stranger = bearer(make_key(database, "payments:write", owner="m3"))
     path = f"/v1/holds/{_hold_id(chain)}/void"
-    assert_problem(
-        _post(client, stranger, path, {"hold": _hold(chain)}, "y"), 403, "not-authorized"
-    )
+    assert_problem(post(client, stranger, path, {"hold": _hold(chain)}, "y"), 403, "not-authorized")
 
 
 def test_a_merchant_creates_an_invoice_a_payer_pays_on_chain(client, m1, database, chain, clock):
@@ -229,7 +215,7 @@ def test_a_merchant_creates_an_invoice_a_payer_pays_on_chain(client, m1, databas
         "token": chain.token.address,
         "expiry": expiry,
     }
-    created = _post(client, m1, "/v1/invoices", body, "i1")
+    created = post(client, m1, "/v1/invoices", body, "i1")
     assert created.status_code == 201, created.text
     signed = created.json()
     assert (
@@ -260,10 +246,10 @@ def test_a_merchant_creates_an_invoice_a_payer_pays_on_chain(client, m1, databas
 
     # Its id is taken now; nobody else's merchant, no key, no past expiry.
     again = body | {"invoice_id": invoice["invoice_id"]}
-    assert_problem(_post(client, m1, "/v1/invoices", again, "i2"), 409, "conflict")
+    assert_problem(post(client, m1, "/v1/invoices", again, "i2"), 409, "conflict")
     other = bearer(make_key(database, "payments:write", owner="m2"))
-    assert_problem(_post(client, other, "/v1/invoices", body, "i3"), 403, "not-authorized")
+    assert_problem(post(client, other, "/v1/invoices", body, "i3"), 403, "not-authorized")
     unheld = body | {"merchant": UNHELD.address}
-    assert_problem(_post(client, m1, "/v1/invoices", unheld, "i4"), 409, "conflict")
+    assert_problem(post(client, m1, "/v1/invoices", unheld, "i4"), 409, "conflict")
     past = body | {"expiry": int(clock.now.timestamp()) - 1}
-    assert_problem(_post(client, m1, "/v1/invoices", past, "i5"), 422, "validation-failed")
+    assert_problem(post(client, m1, "/v1/invoices", past, "i5"), 422, "validation-failed")

@@ -14,8 +14,7 @@ from carpay.ledger.models import OutboxIntent
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
 from carpay.services.platform import CATEGORIES, deploy_platform
-from carpay.services.relayer import Relayer
-from tests.api.conftest import bearer, chain_clock, make_key
+from tests.api.conftest import bearer, chain_clock, make_key, post, relay_and_index
 from tests.api.test_problems import assert_problem
 
 OWNER, TREASURY, INSURER, SHOP, DRIVER = dev_accounts(count=5)
@@ -80,17 +79,6 @@ def _offer(chain, clock, **changes) -> dict:
     return body | changes
 
 
-def _post(client, headers, path, body, key):
-    return client.post(path, json=body, headers=headers | {"Idempotency-Key": key})
-
-
-def _relay_and_index(database, chain, clock):
-    relayer = Relayer(database, chain, INSURER, clock=clock)
-    while relayer.run_once():
-        pass
-    Indexer(database, chain, chain.platform.watched()).catch_up()
-
-
 def _policies(client, headers) -> list[dict]:
     return client.get(f"/v1/vehicles/{VIN}", headers=headers).json()["policies"]
 
@@ -98,9 +86,9 @@ def _policies(client, headers) -> list[dict]:
 def test_an_insurer_offers_the_owner_accepts_a_claim_is_paid_once(
     client, m1, database, chain, clock
 ):
-    offered = _post(client, m1, "/v1/policies", _offer(chain, clock), "o1")
+    offered = post(client, m1, "/v1/policies", _offer(chain, clock), "o1")
     assert offered.status_code == 201, offered.text
-    _relay_and_index(database, chain, clock)
+    relay_and_index(database, chain, INSURER, clock)
     [policy] = _policies(client, m1)
     assert (policy["status"], policy["premium"], policy["insurer"]) == (
         "offered",
@@ -109,20 +97,20 @@ def test_an_insurer_offers_the_owner_accepts_a_claim_is_paid_once(
     )
     claim = {"insurer": INSURER.address, "amount_minor": 1_000_000, "claim": "CLM-1"}
     path = f"/v1/policies/{policy['policy_id']}/claims"
-    assert_problem(_post(client, m1, path, claim, "c0"), 409, "conflict")  # not started
+    assert_problem(post(client, m1, path, claim, "c0"), 409, "conflict")  # not started
 
     insurance = chain.contract("insurance", chain.platform.insurance)
     chain.transact(DRIVER, insurance.functions.accept(policy["policy_id"], PREMIUM))
     Indexer(database, chain, chain.platform.watched()).catch_up()
     driver_before = chain.token.functions.balanceOf(DRIVER.address).call()
-    paid = _post(client, m1, path, claim, "c1")
+    paid = post(client, m1, path, claim, "c1")
     assert paid.status_code == 201, paid.text
     assert paid.json()["holder"] == DRIVER.address.lower()
     # The same claim again, under another key: refused while it is sent and once it is paid.
-    assert_problem(_post(client, m1, path, claim, "c2"), 409, "conflict")
-    _relay_and_index(database, chain, clock)
+    assert_problem(post(client, m1, path, claim, "c2"), 409, "conflict")
+    relay_and_index(database, chain, INSURER, clock)
     assert chain.token.functions.balanceOf(DRIVER.address).call() == driver_before + 1_000_000
-    assert_problem(_post(client, m1, path, claim, "c3"), 409, "conflict")
+    assert_problem(post(client, m1, path, claim, "c3"), 409, "conflict")
     [policy] = _policies(client, m1)
     assert (policy["status"], policy["claims_paid"]) == ("active", 1_000_000)
 
@@ -138,13 +126,13 @@ def test_bad_offers_and_claims_are_refused_and_nothing_is_written(
         ({"insurer": SHOP.address}, 409, "conflict"),  # not an insurer
         ({"insurer": DRIVER.address}, 403, "not-authorized"),  # nobody's merchant
     ):
-        response = _post(client, m1, "/v1/policies", _offer(chain, clock, **change), str(change))
+        response = post(client, m1, "/v1/policies", _offer(chain, clock, **change), str(change))
         assert_problem(response, status, code)
     claim = {"insurer": INSURER.address, "amount_minor": 1, "claim": "CLM-9"}
-    assert_problem(_post(client, m1, "/v1/policies/77/claims", claim, "x"), 404, "not-found")
+    assert_problem(post(client, m1, "/v1/policies/77/claims", claim, "x"), 404, "not-found")
     other = bearer(make_key(database, "payments:write", owner="m2"))
     assert_problem(
-        _post(client, other, "/v1/policies", _offer(chain, clock), "y"), 403, "not-authorized"
+        post(client, other, "/v1/policies", _offer(chain, clock), "y"), 403, "not-authorized"
     )
     with database.begin() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(OutboxIntent)) == 0
