@@ -103,7 +103,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
         assert {b["balance"] for b in balances} == {DEMO_BALANCE}
         # The demo key speaks for the nine demo merchants: its webhooks hear of their takings.
         with sqlite3.connect(data_dir / "carpay.sqlite3") as db:
-            owners = db.execute("SELECT owner, count(*) FROM merchant_accounts GROUP BY owner")
+            owners = db.execute("SELECT owner, count(*) FROM participant_accounts GROUP BY owner")
             assert owners.fetchall() == [("demo", len(CATEGORIES))]
     finally:
         code = first.interrupt()

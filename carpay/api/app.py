@@ -22,9 +22,9 @@ from carpay.services.checkout import ChainCheckoutView, CheckoutPayments
 from carpay.services.fines import Fines
 from carpay.services.idempotency import IdempotencyKeys
 from carpay.services.merchant_checkout import MerchantCheckout
-from carpay.services.merchant_keys import MerchantKeys
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
+from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.policies import Policies
 from carpay.services.transfers import Transfers
 from carpay.services.webhooks import Webhooks
@@ -106,9 +106,9 @@ class ApiServices:
             self._merchant_checkout = MerchantCheckout(view, self.keyring, clock=self.clock)
         return self._merchant_checkout
 
-    def _keys(self) -> MerchantKeys:
+    def _keys(self) -> ParticipantKeys:
         assert self.chain is not None  # _deployed checked
-        return MerchantKeys(self.keyring, chain_id=self.chain.chain_id, clock=self.clock)
+        return ParticipantKeys(self.keyring, chain_id=self.chain.chain_id, clock=self.clock)
 
     def _now(self) -> int:
         return int(self.clock().timestamp())

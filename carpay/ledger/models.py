@@ -13,9 +13,9 @@ __all__ = [
     "ApiKey",
     "Base",
     "IdempotencyKey",
-    "MerchantAccount",
     "OutboxIntent",
     "OutboxTransaction",
+    "ParticipantAccount",
     "Uint256",
     "UtcDateTime",
     "WebhookDelivery",
@@ -123,19 +123,20 @@ class IdempotencyKey(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
-class MerchantAccount(Base):
-    """Which API owner a merchant address on a chain belongs to: whose webhooks hear of it.
+class ParticipantAccount(Base):
+    """Which API owner speaks for an address on a chain (a merchant, a registrar): whose keys
+    act for it and whose webhooks hear of it (see :mod:`carpay.accounts.participants`).
 
-    One owner may hold several merchants (a fuel chain's stations); a merchant has one owner.
+    One owner may hold several addresses (a fuel chain's stations); an address has one owner.
     """
 
-    __tablename__ = "merchant_accounts"
-    __table_args__ = (sa.UniqueConstraint("chain_id", "merchant"),)
+    __tablename__ = "participant_accounts"
+    __table_args__ = (sa.UniqueConstraint("chain_id", "address"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner: Mapped[str] = mapped_column(sa.String(100), index=True)
     chain_id: Mapped[int] = mapped_column(sa.BigInteger)
-    merchant: Mapped[str] = mapped_column(sa.String(42))
+    address: Mapped[str] = mapped_column(sa.String(42))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

@@ -1,6 +1,6 @@
 """Traffic fines: an authority issues a fine against a vehicle, or waives one it issued.
 
-Sent from the authority's own key (see :class:`carpay.services.merchant_keys.MerchantKeys`)
+Sent from the authority's own key (see :class:`carpay.services.participant_keys.ParticipantKeys`)
 for its API owner, after checks against the ledger: the authority an active merchant of the
 authority category, the vehicle titled, the terms within what the contract takes, the fine to
 waive unpaid and the authority's. Whoever owns the vehicle pays a fine from their own wallet
@@ -22,8 +22,8 @@ from carpay.errors import Conflict, NotFound, ValidationFailed
 from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
 from carpay.ledger.tables import LedgerVehicleRecord
-from carpay.services.merchant_keys import MerchantKeys
 from carpay.services.outbox import checksum
+from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.vin import validate_vin
 
 __all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "WAIVE_KIND", "Fines", "title_of"]
@@ -49,7 +49,7 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 class Fines:
     """Issues and waives fines on the ``traffic_fines`` contract at ``fines``."""
 
-    def __init__(self, keys: MerchantKeys, fines: str, *, now: Callable[[], int]) -> None:
+    def __init__(self, keys: ParticipantKeys, fines: str, *, now: Callable[[], int]) -> None:
         self.keys = keys
         self.fines = checksum(fines, "fines")
         self._now = now  # unix time
@@ -71,7 +71,7 @@ class Fines:
         """Fine the vehicle ``vin``: ``amount_minor`` of ``token`` by ``due``, then the late fee."""
         vin = validate_vin(vin)
         token = checksum(token, "token")
-        outbox = self.keys.outbox(session, owner, authority)
+        outbox = self.keys.outbox(session, owner, authority, "authority")
         authority = outbox.sender
         if not 0 < amount_minor <= MAX_AMOUNT:
             raise _invalid("amount_minor", f"amount_minor must be from 1 to {MAX_AMOUNT}")
@@ -119,7 +119,7 @@ class Fines:
         reference: str | None = None,
     ) -> OutboxIntent:
         """Waive the unpaid fine ``fine_id`` that ``authority`` issued."""
-        outbox = self.keys.outbox(session, owner, authority)
+        outbox = self.keys.outbox(session, owner, authority, "authority")
         fine = self._fine(session, fine_id)
         if fine is None:
             raise NotFound(f"no fine {fine_id}")

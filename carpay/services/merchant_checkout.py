@@ -29,8 +29,8 @@ from carpay.errors import Conflict, InsufficientFunds, ValidationFailed
 from carpay.ledger.models import OutboxIntent, utcnow
 from carpay.ledger.tables import LedgerPayment, LedgerRefund
 from carpay.services.checkout import ZERO_ADDRESS, CheckoutView, Hold, Invoice
-from carpay.services.merchant_keys import MerchantKeys
 from carpay.services.outbox import Outbox
+from carpay.services.participant_keys import ParticipantKeys
 
 __all__ = ["CAPTURE_KIND", "REFUND_KIND", "VOID_KIND", "MerchantCheckout"]
 
@@ -53,7 +53,7 @@ class MerchantCheckout:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.view = view
-        self.keys = MerchantKeys(keyring, chain_id=view.chain_id, clock=clock)
+        self.keys = ParticipantKeys(keyring, chain_id=view.chain_id, clock=clock)
         self._clock = clock
 
     def create_invoice(
@@ -81,7 +81,7 @@ class MerchantCheckout:
             expiry,
             payer,
         ).checked()
-        key = self.keys.key(session, owner, invoice.merchant)
+        key = self.keys.key(session, owner, invoice.merchant, "merchant")
         if invoice.expiry <= int(self._clock().timestamp()):
             raise _invalid("expiry", "the expiry must be in the future")
         payout, _fee, _category, active = self.view.merchant_terms(invoice.merchant)
@@ -104,7 +104,7 @@ class MerchantCheckout:
     ) -> OutboxIntent:
         """Refund ``amount_minor`` of the paid ``invoice`` to its payer, from the merchant."""
         invoice = invoice.checked()
-        outbox = self.keys.outbox(session, owner, invoice.merchant)
+        outbox = self.keys.outbox(session, owner, invoice.merchant, "merchant")
         if amount_minor <= 0:
             raise _invalid("amount_minor", "amount_minor must be positive")
         chain_id = self.view.chain_id
@@ -220,7 +220,7 @@ class MerchantCheckout:
 
     def _open_hold(self, session: Session, owner: str, hold: Hold) -> tuple[Hold, Outbox, str, int]:
         hold = hold.checked()
-        outbox = self.keys.outbox(session, owner, hold.merchant)
+        outbox = self.keys.outbox(session, owner, hold.merchant, "merchant")
         hold_id = "0x" + hold.struct_hash().hex()
         state, remaining = self.view.hold_state(bytes.fromhex(hold_id[2:]))
         if state != _HOLD_OPEN:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from carpay.accounts import participants
 from carpay.errors import Conflict, ValidationFailed
-from carpay.ledger.models import MerchantAccount, OutboxIntent
+from carpay.ledger.models import OutboxIntent, ParticipantAccount
 from carpay.ledger.tables import LedgerMerchant
 from carpay.services.outbox import Outbox, checksum
 from carpay.services.platform import CATEGORIES
@@ -87,43 +86,12 @@ class Merchants:
             reference=reference,
         )
 
-    def link(self, session: Session, *, owner: str, merchant: str) -> MerchantAccount:
+    def link(self, session: Session, *, owner: str, merchant: str) -> ParticipantAccount:
         """Make ``owner`` the API owner of ``merchant``; :class:`Conflict` if it has one."""
-        merchant = checksum(merchant, "merchant")
-        if not owner or len(owner) > 100:
-            raise _invalid("owner", "owner must be 1 to 100 characters")
-        account = MerchantAccount(owner=owner, chain_id=self.outbox.chain_id, merchant=merchant)
-        try:
-            with session.begin_nested():
-                session.add(account)
-                session.flush()
-        except IntegrityError:
-            raise Conflict(f"merchant {merchant} belongs to an owner already") from None
-        return account
-
-    def owner_of(self, session: Session, merchant: str) -> str | None:
-        """The API owner of ``merchant`` on this chain, if it has one."""
-        return owner_of(session, self.outbox.chain_id, merchant)
+        return participants.link(
+            session, owner=owner, chain_id=self.outbox.chain_id, address=merchant
+        )
 
     def of_owner(self, session: Session, owner: str) -> list[str]:
-        """The merchant addresses ``owner`` speaks for on this chain, oldest first."""
-        return list(
-            session.scalars(
-                sa.select(MerchantAccount.merchant)
-                .where(
-                    MerchantAccount.chain_id == self.outbox.chain_id,
-                    MerchantAccount.owner == owner,
-                )
-                .order_by(MerchantAccount.id)
-            )
-        )
-
-
-def owner_of(session: Session, chain_id: int, merchant: str) -> str | None:
-    """The API owner of the merchant at ``merchant`` (any case) on ``chain_id``, if any."""
-    return session.scalar(
-        sa.select(MerchantAccount.owner).where(
-            MerchantAccount.chain_id == chain_id,
-            MerchantAccount.merchant == checksum(merchant, "merchant"),
-        )
-    )
+        """The addresses ``owner`` speaks for on this chain, oldest first."""
+        return participants.addresses_of(session, self.outbox.chain_id, owner)

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from carpay.accounts.participants import owner_of
 from carpay.ledger.tables import LedgerEvent
-from carpay.services.merchants import owner_of
 from carpay.services.webhooks import Webhooks
 
 __all__ = ["CHAIN_EVENTS", "ChainNotifier"]

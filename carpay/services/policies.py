@@ -1,6 +1,6 @@
 """Insurance policies: an insurer offers a policy for a vehicle, and pays claims under it.
 
-Sent from the insurer's own key (see :class:`carpay.services.merchant_keys.MerchantKeys`)
+Sent from the insurer's own key (see :class:`carpay.services.participant_keys.ParticipantKeys`)
 for its API owner, after checks against the ledger: the insurer an active merchant of the
 insurer category, the vehicle titled, terms the contract takes; a claim under a policy of the
 insurer's that started, once per claim reference (the contract refuses a reference paid
@@ -23,8 +23,8 @@ from carpay.errors import Conflict, NotFound, ValidationFailed
 from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
 from carpay.services.fines import title_of
-from carpay.services.merchant_keys import MerchantKeys
 from carpay.services.outbox import checksum
+from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.vin import validate_vin
 
 __all__ = ["CLAIM_KIND", "MAX_PERIOD", "MAX_PREMIUM", "OFFER_KIND", "Policies"]
@@ -46,7 +46,7 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 class Policies:
     """Offers and claims on the ``insurance`` contract at ``insurance``."""
 
-    def __init__(self, keys: MerchantKeys, insurance: str, *, now: Callable[[], int]) -> None:
+    def __init__(self, keys: ParticipantKeys, insurance: str, *, now: Callable[[], int]) -> None:
         self.keys = keys
         self.insurance = checksum(insurance, "insurance")
         self._now = now  # unix time
@@ -71,7 +71,7 @@ class Policies:
         cancellation; open for acceptance until ``expiry``."""
         vin = validate_vin(vin)
         token = checksum(token, "token")
-        outbox = self.keys.outbox(session, owner, insurer)
+        outbox = self.keys.outbox(session, owner, insurer, "insurer")
         if not 0 < premium_minor <= MAX_PREMIUM:
             raise _invalid("premium_minor", f"premium_minor must be from 1 to {MAX_PREMIUM}")
         if not 0 < term <= MAX_PERIOD:
@@ -124,7 +124,7 @@ class Policies:
     ) -> OutboxIntent:
         """Pay ``amount_minor`` to the holder of ``policy_id`` for the claim named ``claim``
         (the insurer's own claim number: each is paid once per policy)."""
-        outbox = self.keys.outbox(session, owner, insurer)
+        outbox = self.keys.outbox(session, owner, insurer, "insurer")
         if not 0 < amount_minor < 2**256:
             raise _invalid("amount_minor", "amount_minor must be positive")
         if not claim or len(claim) > 100:
