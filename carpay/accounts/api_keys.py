@@ -27,6 +27,7 @@ SCOPES = frozenset(
         "payments:write",
         "transfers:read",
         "transfers:write",
+        "vehicles:write",
         "webhooks:read",
         "webhooks:write",
     }

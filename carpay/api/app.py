@@ -27,6 +27,7 @@ from carpay.services.outbox import Outbox
 from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.policies import Policies
 from carpay.services.transfers import Transfers
+from carpay.services.vehicles import Vehicles
 from carpay.services.webhooks import Webhooks
 from carpay.settings import Settings
 
@@ -64,6 +65,7 @@ class ApiServices:
     _merchant_checkout: MerchantCheckout | None = None
     _fines: Fines | None = None
     _policies: Policies | None = None
+    _vehicles: Vehicles | None = None
 
     def _deployed(self, what: str, name: str) -> str:
         if self.chain is None:
@@ -129,6 +131,14 @@ class ApiServices:
             self._policies = Policies(self._keys(), address, now=self._now)
         return self._policies
 
+    @property
+    def vehicles(self) -> Vehicles:
+        """Titles minted from the registrars' keys of ``keyring`` (built once)."""
+        if self._vehicles is None:
+            address = self._deployed("vehicle registrations", "vehicle_registry")
+            self._vehicles = Vehicles(self._keys(), address)
+        return self._vehicles
+
 
 def create_app(
     db: Database,
@@ -161,6 +171,7 @@ def create_app(
         policies,
         rpc,
         transfers,
+        vehicles,
         webhooks,
     )
 
@@ -193,7 +204,7 @@ def create_app(
     app.state.platform = platform
     install_problem_handlers(app)
     routers = (transfers, payments, merchant_checkout, fines, merchants, outbox, webhooks)
-    routers += (policies, api_keys)
+    routers += (policies, vehicles, api_keys)
     for module in (*routers, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from eth_abi import encode
-from eth_utils import function_signature_to_4byte_selector, keccak
+from eth_utils import function_signature_to_4byte_selector
 from sqlalchemy.orm import Session
 
 from carpay.errors import Conflict, NotFound, ValidationFailed
@@ -24,9 +24,9 @@ from carpay.ledger.models import OutboxIntent
 from carpay.ledger.tables import LedgerVehicleRecord
 from carpay.services.outbox import checksum
 from carpay.services.participant_keys import ParticipantKeys
-from carpay.services.vin import validate_vin
+from carpay.services.vin import title_of, validate_vin
 
-__all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "WAIVE_KIND", "Fines", "title_of"]
+__all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "WAIVE_KIND", "Fines"]
 
 ISSUE_KIND, WAIVE_KIND = "fine_issue", "fine_waive"
 #: What ``traffic_fines`` accepts: an amount and a late fee below 2**96 (its packed fields).
@@ -35,11 +35,6 @@ _ISSUE = function_signature_to_4byte_selector(
     "issueFine(uint256,address,uint256,uint256,uint256,uint16)"
 )
 _WAIVE = function_signature_to_4byte_selector("waiveFine(uint256)")
-
-
-def title_of(vin: str) -> int:
-    """The title id the vehicle registry gives ``vin``: ``uint256(keccak256(vin))``."""
-    return int.from_bytes(keccak(text=vin), "big")
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:

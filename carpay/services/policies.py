@@ -22,10 +22,9 @@ from sqlalchemy.orm import Session
 from carpay.errors import Conflict, NotFound, ValidationFailed
 from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
-from carpay.services.fines import title_of
 from carpay.services.outbox import checksum
 from carpay.services.participant_keys import ParticipantKeys
-from carpay.services.vin import validate_vin
+from carpay.services.vin import title_of, validate_vin
 
 __all__ = ["CLAIM_KIND", "MAX_PERIOD", "MAX_PREMIUM", "OFFER_KIND", "Policies"]
 

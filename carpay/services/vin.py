@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from eth_utils import keccak
+
 from carpay.errors import InvalidVin
 
-__all__ = ["VIN_LENGTH", "check_digit", "is_north_american", "validate_vin"]
+__all__ = ["VIN_LENGTH", "check_digit", "is_north_american", "title_of", "validate_vin"]
 
 #: Every VIN has 17 characters.
 VIN_LENGTH = 17
@@ -67,3 +69,8 @@ def validate_vin(vin: str) -> str:
 
 def _invalid(msg: str) -> InvalidVin:
     return InvalidVin(f"invalid VIN: {msg}", errors=[{"loc": ["vin"], "msg": msg}])
+
+
+def title_of(vin: str) -> int:
+    """The title id the vehicle registry gives ``vin``: ``uint256(keccak256(vin))``."""
+    return int.from_bytes(keccak(text=vin), "big")
