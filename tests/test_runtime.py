@@ -18,6 +18,8 @@ from carpay.services.platform import CATEGORIES, DEMO_BALANCE
 from carpay.testing import free_port, wait_for_rpc
 
 DEV_ACCOUNT_3 = dev_accounts(count=4)[3].address
+#: The demo data's mints: 10 development accounts x 2 currencies, and the insurer's float.
+DEMO_MINTS = 10 * 2 + 1
 
 
 class Up:
@@ -89,8 +91,8 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
         for address in tokens.values():
             token = chain.contract("currency_token", address)
             assert token.functions.balanceOf(DEV_ACCOUNT_3).call() == DEMO_BALANCE
-        # 10 development accounts x 2 currencies minted, and indexed by the running indexer.
-        assert _wait_indexed(data_dir, 20) == 20
+        # The demo's mints, indexed by the running indexer.
+        assert _wait_indexed(data_dir, DEMO_MINTS) == DEMO_MINTS
         key_file = data_dir / "demo-api-key"
         assert key_file.stat().st_mode & 0o077 == 0
         secret = key_file.read_text().strip()
@@ -120,7 +122,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
     finally:
         assert second.interrupt() == 0
         second.kill()
-    assert _indexed_transfers(data_dir) == 20  # resumed: nothing counted twice
+    assert _indexed_transfers(data_dir) == DEMO_MINTS  # resumed: nothing counted twice
 
 
 def test_reindex_rebuilds_the_same_tables_from_the_chain(tmp_path):
@@ -128,7 +130,7 @@ def test_reindex_rebuilds_the_same_tables_from_the_chain(tmp_path):
     up = Up(data_dir, "--demo")
     try:
         up.wait_ready()
-        _wait_indexed(data_dir, 20)
+        _wait_indexed(data_dir, DEMO_MINTS)
     finally:
         assert up.interrupt() == 0
         up.kill()
@@ -147,7 +149,7 @@ def test_reindex_rebuilds_the_same_tables_from_the_chain(tmp_path):
     assert done.stdout.startswith("carpay: reindexed ")
     with sqlite3.connect(data_dir / "carpay.sqlite3") as db:
         assert sorted(db.execute(query).fetchall()) == before
-    assert len(before) == 20
+    assert len(before) == DEMO_MINTS
 
 
 def test_serve_without_a_network_is_one_clear_line(tmp_path):

@@ -40,6 +40,21 @@ def latest_timestamp(chain: Chain) -> int:
     return chain.w3.eth.get_block("latest")["timestamp"]
 
 
+#: Init code that returns ``block.timestamp`` (TIMESTAMP PUSH1 0 MSTORE PUSH1 32 PUSH1 0
+#: RETURN): run with ``eth_call``, the time a node runs calls at a block at. anvil runs them at
+#: the block's timestamp; the embedded node in a block on top of it, at the wall clock or a
+#: second after the block, whichever is later.
+CLOCK = "0x4260005260206000f3"
+
+
+def next_block_time(chain: Chain) -> int:
+    """The timestamp of a block mined now, as the node runs calls in the next block
+    (``pending``): what a deadline a few seconds away must be counted from, since a slow
+    step can leave the latest block seconds behind."""
+    (answer,) = chain.batch([("eth_call", [{"data": CLOCK}, "pending"])])
+    return int(answer, 16)
+
+
 def advance_past(chain: Chain, timestamp: int, sender: Any) -> None:
     """Mine blocks until the latest one is later than ``timestamp``.
 

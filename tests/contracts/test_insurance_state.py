@@ -48,7 +48,13 @@ from hypothesis.stateful import (
 
 from carpay.errors import TransactionReverted
 from tests.contracts import profiles
-from tests.contracts.checkout_fixtures import ZERO, advance_past, events, latest_timestamp
+from tests.contracts.checkout_fixtures import (
+    CLOCK,
+    ZERO,
+    advance_past,
+    events,
+    latest_timestamp,
+)
 from tests.contracts.insurance_fixtures import (
     ACTIVE,
     CANCELLED,
@@ -93,11 +99,6 @@ ends = st.sampled_from(("term", "grace", "seconds"))
 #: Whether a renewal or lapse waits until it is due (mostly).
 waits = st.sampled_from((True, True, False))
 
-#: Init code that returns ``block.timestamp`` (TIMESTAMP PUSH1 0 MSTORE PUSH1 32 PUSH1 0
-#: RETURN): run with ``eth_call``, the time a node runs calls at a block at. anvil runs them at
-#: the block's timestamp; the embedded node in a block on top of it, at the wall clock or a
-#: second after the block, whichever is later.
-CLOCK = "0x4260005260206000f3"
 
 _vins = itertools.count()
 

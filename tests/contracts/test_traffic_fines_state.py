@@ -24,7 +24,12 @@ from hypothesis.stateful import (
 
 from carpay.errors import TransactionReverted
 from tests.contracts import profiles
-from tests.contracts.checkout_fixtures import advance_past, events, latest_timestamp
+from tests.contracts.checkout_fixtures import (
+    advance_past,
+    events,
+    latest_timestamp,
+    next_block_time,
+)
 from tests.contracts.vehicle_fixtures import (
     ALICE,
     AUTHORITY,
@@ -110,7 +115,7 @@ class FinesMachine(RuleBasedStateMachine):
         amount = {"usual": amount, "zero": 0, "largest": 2**128 - 1}[size]
         late_fee = 2**96 if too_late else late_fee
         w, title = self.w, self.titles[which]
-        due = latest_timestamp(self.chain) + (3 if soon else 3600)
+        due = next_block_time(self.chain) + (3 if soon else 3600)
         fn = w.f.issueFine(title, w.token.address, amount, late_fee, due, reason_code)
         if caller not in AUTHORITIES or not self.active[caller]:
             reason = "traffic_fines: caller is not an active authority"
