@@ -16,6 +16,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from carpay.accounts import participants
 from carpay.accounts.api_keys import ApiKeys
 from carpay.accounts.custody import Keyring
 from carpay.accounts.platform import operator_account, relayer_account
@@ -96,7 +97,7 @@ def _run(
     db = Database.from_settings(settings)
     db.upgrade()
     if demo_merchants:
-        _demo_api_key(db, settings, chain, platform, demo_merchants, announce)
+        _demo_api_key(db, settings, chain, demo_merchants, announce)
     stop = threading.Event()
     indexer = Indexer(db, chain, platform.watched())
     indexer.add_projection(ChainNotifier(Webhooks()))
@@ -137,23 +138,18 @@ def _demo_api_key(
     db: Database,
     settings: Settings,
     chain: Chain,
-    platform: Platform,
     merchants: Sequence[str],
     announce: Callable[[str], None],
 ) -> None:
     """An admin API key of the owner ``demo``, made once, kept in ``<data_dir>/demo-api-key``
     (readable by its owner only): the secret is never printed. ``demo`` speaks for the demo
     ``merchants``, so its webhooks hear of their payments."""
-    from carpay.services.merchants import Merchants
-    from carpay.services.outbox import Outbox
-
     path = Path(settings.data_dir) / "demo-api-key"
     if not path.exists():
-        outbox = Outbox(sender=operator_account(settings).address, chain_id=chain.chain_id)
         with db.begin() as session:
             new = ApiKeys().create(session, name="demo", owner="demo", scopes=["admin"])
             for merchant in merchants:
-                Merchants(outbox, platform.registry).link(session, owner="demo", merchant=merchant)
+                participants.link(session, owner="demo", chain_id=chain.chain_id, address=merchant)
             path.touch(mode=0o600)
             path.write_text(new.secret + "\n")
     announce(f"carpay: demo API key (admin) in {path}")

@@ -156,8 +156,9 @@ def create_app(
     Transfers are written to the outbox as sent by ``relayer_address`` (default: the
     settings' relayer account), for whichever relayer runs beside (see
     :func:`carpay.services.workers.start_workers`); merchant onboardings as sent by
-    ``operator_address`` (default: the settings' operator); refunds, captures and voids for the
-    merchants whose keys ``keyring`` holds (default: none). ``clock`` gives the time of records,
+    ``operator_address`` (default: the settings' operator); what only a participant may do
+    (invoices, refunds, captures, fines, policies, titles) from the keys ``keyring`` holds
+    (default: none), each by its own relayer. ``clock`` gives the time of records,
     ``monotonic`` the time of rate limits.
     """
     from carpay.api.routes import (

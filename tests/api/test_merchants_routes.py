@@ -79,14 +79,28 @@ def test_an_admin_onboards_a_merchant_the_operator_registers_it(client, admin, d
     assert "registered already" in body["detail"]
 
 
-def test_a_merchant_has_one_owner(client, admin):
-    assert _post(client, admin, _body()).status_code == 201
+def test_a_merchant_has_one_owner_and_one_onboarding_at_a_time(client, admin, database, chain):
+    first = _post(client, admin, _body())
+    assert first.status_code == 201
     body = assert_problem(
         _post(client, admin, _body(owner="squatter", payout=OTHER.address), key="k2"),
         409,
         "conflict",
     )
+    assert "being onboarded" in body["detail"]
+    # The registration fails (the operator gave up the registry before it was sent): the same
+    # owner may onboard again, nobody else.
+    registry = chain.contract("merchant_registry", chain.platform.registry)
+    chain.transact(OPERATOR, registry.functions.renounce_ownership())
+    relayer = Relayer(database, chain, OPERATOR)
+    while relayer.run_once():
+        pass
+    failed = client.get(f"/v1/outbox/{first.json()['id']}", headers=admin).json()
+    assert failed["state"] == "failed", failed
+    squatter = _body(owner="squatter")
+    body = assert_problem(_post(client, admin, squatter, key="k3"), 409, "conflict")
     assert "belongs to an owner" in body["detail"]
+    assert _post(client, admin, _body(), key="k4").status_code == 201
 
 
 def test_bad_onboardings_are_refused_and_nothing_is_written(client, admin, database):
