@@ -202,6 +202,9 @@ class CheckoutView(Protocol):
     def balance(self, token: str, account: str) -> int:
         """``account``'s balance of ``token`` now."""
 
+    def is_currency(self, token: str) -> bool:
+        """Whether ``token`` is one of the platform's currency tokens."""
+
     def encode(self, function: str, *args: Any) -> bytes:
         """Calldata of checkout's ``function(*args)``."""
 
@@ -252,6 +255,14 @@ class ChainCheckoutView:
 
     def balance(self, token: str, account: str) -> int:
         return self._call(self._chain.contract("currency_token", token), "balanceOf", account)
+
+    def is_currency(self, token: str) -> bool:
+        currencies = {
+            d.address
+            for name, d in self._chain.deployments().items()
+            if name.startswith("currency_token:")
+        }
+        return to_checksum_address(token) in currencies
 
     def encode(self, function: str, *args: Any) -> bytes:
         data = self._contract.encode_abi(function, args=list(args))

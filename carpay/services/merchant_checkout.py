@@ -84,6 +84,8 @@ class MerchantCheckout:
         key = self.keys.key(session, owner, invoice.merchant, "merchant")
         if invoice.expiry <= int(self._clock().timestamp()):
             raise _invalid("expiry", "the expiry must be in the future")
+        if not self.view.is_currency(invoice.token):
+            raise _invalid("token", "token is not one of the platform's currency tokens")
         payout, _fee, _category, active = self.view.merchant_terms(invoice.merchant)
         if int(payout, 16) == 0 or not active:
             raise Conflict(f"{invoice.merchant} is not an active merchant")

@@ -251,5 +251,7 @@ def test_a_merchant_creates_an_invoice_a_payer_pays_on_chain(client, m1, databas
     assert_problem(post(client, other, "/v1/invoices", body, "i3"), 403, "not-authorized")
     unheld = body | {"merchant": UNHELD.address}
     assert_problem(post(client, m1, "/v1/invoices", unheld, "i4"), 409, "conflict")
+    not_money = body | {"token": chain.checkout.address}
+    assert_problem(post(client, m1, "/v1/invoices", not_money, "i6"), 422, "validation-failed")
     past = body | {"expiry": int(clock.now.timestamp()) - 1}
     assert_problem(post(client, m1, "/v1/invoices", past, "i5"), 422, "validation-failed")
