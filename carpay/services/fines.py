@@ -122,17 +122,9 @@ class Fines:
             raise Conflict(f"fine {fine_id} was issued by another authority")
         if fine["status"] != "unpaid":
             raise Conflict(f"fine {fine_id} is {fine['status']}")
-        in_flight = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(OutboxIntent)
-            .where(
-                OutboxIntent.sender == outbox.sender,
-                OutboxIntent.kind == WAIVE_KIND,
-                OutboxIntent.state.in_(("pending", "sent", "confirmed")),
-                OutboxIntent.details["fine_id"].as_integer() == fine_id,
-            )
-        )
-        if in_flight:
+        if outbox.exists(
+            session, kind=WAIVE_KIND, states=("pending", "sent", "confirmed"), fine_id=fine_id
+        ):
             raise Conflict(f"fine {fine_id} is being waived already")
         return outbox.enqueue(
             session,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 from sqlalchemy.orm import Session
@@ -65,17 +64,7 @@ class Merchants:
         registered = session.get(LedgerMerchant, (self.outbox.chain_id, merchant.lower()))
         if registered is not None:
             raise Conflict(f"merchant {merchant} is registered already")
-        onboarding = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(OutboxIntent)
-            .where(
-                OutboxIntent.kind == KIND,
-                OutboxIntent.chain_id == self.outbox.chain_id,
-                OutboxIntent.state.in_(("pending", "sent")),
-                OutboxIntent.details["merchant"].as_string() == merchant,
-            )
-        )
-        if onboarding:
+        if self.outbox.exists(session, kind=KIND, merchant=merchant):
             raise Conflict(f"merchant {merchant} is being onboarded already")
         # A failed onboarding left the link: the same owner may try again.
         if participants.owner_of(session, self.outbox.chain_id, merchant) != owner:

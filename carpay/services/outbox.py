@@ -8,7 +8,7 @@ An intent's ``state`` goes ``pending`` -> ``sent`` -> ``confirmed`` or ``failed`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -101,6 +101,32 @@ class Outbox:
         session.add(intent)
         session.flush()
         return intent
+
+    def exists(
+        self,
+        session: Session,
+        *,
+        kind: str,
+        states: Iterable[str] = ("pending", "sent"),
+        **details: str | int,
+    ) -> bool:
+        """Whether an intent of ``kind`` on this chain, in one of ``states``, has ``details``
+        (e.g. ``vin="..."``): what refuses a second request for the same thing."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(OutboxIntent)
+            .where(
+                OutboxIntent.kind == kind,
+                OutboxIntent.chain_id == self.chain_id,
+                OutboxIntent.state.in_(tuple(states)),
+            )
+        )
+        for name, value in details.items():
+            field = OutboxIntent.details[name]
+            stmt = stmt.where(
+                (field.as_integer() if isinstance(value, int) else field.as_string()) == value
+            )
+        return bool(session.scalar(stmt))
 
     def get(
         self, session: Session, intent_id: int, *, owner: str | None = None, kind: str | None = None

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, keccak
 from sqlalchemy.orm import Session
@@ -143,18 +142,13 @@ class Policies:
         if policy["status"] not in _STARTED:
             raise Conflict(f"policy {policy_id} never started")
         claim_hash = keccak(text=claim)
-        taken = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(OutboxIntent)
-            .where(
-                OutboxIntent.sender == outbox.sender,
-                OutboxIntent.kind == CLAIM_KIND,
-                OutboxIntent.state.in_(("pending", "sent", "confirmed")),
-                OutboxIntent.details["claim_hash"].as_string() == "0x" + claim_hash.hex(),
-                OutboxIntent.details["policy_id"].as_integer() == policy_id,
-            )
-        )
-        if taken:
+        if outbox.exists(
+            session,
+            kind=CLAIM_KIND,
+            states=("pending", "sent", "confirmed"),
+            claim_hash="0x" + claim_hash.hex(),
+            policy_id=policy_id,
+        ):
             raise Conflict(f"claim {claim!r} under policy {policy_id} is paid or being paid")
         details: dict[str, Any] = {
             "insurer": outbox.sender,

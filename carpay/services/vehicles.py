@@ -59,17 +59,9 @@ class Vehicles:
         title = title_of(vin)
         if queries.vehicle(session, self.keys.chain_id, title) is not None:
             raise Conflict(f"{vin} is titled already")
-        being_titled = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(OutboxIntent)
-            .where(
-                OutboxIntent.kind == TITLE_KIND,
-                OutboxIntent.chain_id == self.keys.chain_id,
-                OutboxIntent.state.in_(("pending", "sent", "confirmed")),
-                OutboxIntent.details["vin"].as_string() == vin,
-            )
-        )
-        if being_titled:
+        if outbox.exists(
+            session, kind=TITLE_KIND, states=("pending", "sent", "confirmed"), vin=vin
+        ):
             raise Conflict(f"{vin} is being titled already")
         return outbox.enqueue(
             session,
