@@ -25,6 +25,7 @@ from carpay.services.merchant_checkout import MerchantCheckout
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
 from carpay.services.participant_keys import ParticipantKeys
+from carpay.services.platform import currency_tokens
 from carpay.services.policies import Policies
 from carpay.services.transfers import Transfers
 from carpay.services.vehicles import Vehicles
@@ -112,6 +113,10 @@ class ApiServices:
         assert self.chain is not None  # _deployed checked
         return ParticipantKeys(self.keyring, chain_id=self.chain.chain_id, clock=self.clock)
 
+    def _currencies(self) -> frozenset[str]:
+        assert self.chain is not None  # _deployed checked
+        return currency_tokens(self.chain)
+
     def _now(self) -> int:
         return int(self.clock().timestamp())
 
@@ -120,7 +125,7 @@ class ApiServices:
         """Fines issued and waived from the authorities' keys of ``keyring`` (built once)."""
         if self._fines is None:
             address = self._deployed("fines", "traffic_fines")
-            self._fines = Fines(self._keys(), address, now=self._now)
+            self._fines = Fines(self._keys(), address, currencies=self._currencies(), now=self._now)
         return self._fines
 
     @property
@@ -128,7 +133,9 @@ class ApiServices:
         """Offers and claims from the insurers' keys of ``keyring`` (built once)."""
         if self._policies is None:
             address = self._deployed("policies", "insurance")
-            self._policies = Policies(self._keys(), address, now=self._now)
+            self._policies = Policies(
+                self._keys(), address, currencies=self._currencies(), now=self._now
+            )
         return self._policies
 
     @property

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from carpay.errors import Conflict, ValidationFailed
 from carpay.ledger.models import OutboxIntent, utcnow
 from carpay.services.outbox import Outbox, checksum
+from carpay.services.platform import currency_tokens
 
 __all__ = [
     "INVOICE_FIELDS",
@@ -257,12 +258,7 @@ class ChainCheckoutView:
         return self._call(self._chain.contract("currency_token", token), "balanceOf", account)
 
     def is_currency(self, token: str) -> bool:
-        currencies = {
-            d.address
-            for name, d in self._chain.deployments().items()
-            if name.startswith("currency_token:")
-        }
-        return to_checksum_address(token) in currencies
+        return to_checksum_address(token) in currency_tokens(self._chain)
 
     def encode(self, function: str, *args: Any) -> bytes:
         data = self._contract.encode_abi(function, args=list(args))

@@ -24,6 +24,7 @@ from carpay.ledger.models import OutboxIntent
 from carpay.ledger.tables import LedgerVehicleRecord
 from carpay.services.outbox import checksum
 from carpay.services.participant_keys import ParticipantKeys
+from carpay.services.platform import require_currency
 from carpay.services.vin import title_of, validate_vin
 
 __all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "WAIVE_KIND", "Fines"]
@@ -44,8 +45,16 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 class Fines:
     """Issues and waives fines on the ``traffic_fines`` contract at ``fines``."""
 
-    def __init__(self, keys: ParticipantKeys, fines: str, *, now: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        keys: ParticipantKeys,
+        fines: str,
+        *,
+        currencies: frozenset[str],
+        now: Callable[[], int],
+    ) -> None:
         self.keys = keys
+        self.currencies = currencies
         self.fines = checksum(fines, "fines")
         self._now = now  # unix time
 
@@ -65,7 +74,7 @@ class Fines:
     ) -> OutboxIntent:
         """Fine the vehicle ``vin``: ``amount_minor`` of ``token`` by ``due``, then the late fee."""
         vin = validate_vin(vin)
-        token = checksum(token, "token")
+        token = require_currency(token, self.currencies)
         outbox = self.keys.outbox(session, owner, authority, "authority")
         authority = outbox.sender
         if not 0 < amount_minor <= MAX_AMOUNT:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from eth_account.signers.local import LocalAccount
 
 from carpay.chain import Chain, contract
-from carpay.errors import DeploymentNotFound
+from carpay.errors import DeploymentNotFound, ValidationFailed
 from carpay.ledger.indexer import Watched
+from carpay.services.outbox import checksum
 from carpay.services.vin import validate_vin
 
 __all__ = [
@@ -25,7 +26,9 @@ __all__ = [
     "DEMO_BALANCE",
     "Currency",
     "Platform",
+    "currency_tokens",
     "deploy_platform",
+    "require_currency",
     "seed_demo",
 ]
 
@@ -62,6 +65,24 @@ CURRENCIES = (
     Currency("EUR", "Carpay Euro", "cEUR"),
     Currency("USD", "Carpay US Dollar", "cUSD"),
 )
+
+
+def currency_tokens(chain: Chain) -> frozenset[str]:
+    """The addresses of the platform's currency tokens recorded for ``chain``."""
+    return frozenset(
+        d.address for name, d in chain.deployments().items() if name.startswith("currency_token:")
+    )
+
+
+def require_currency(token: str, currencies: frozenset[str]) -> str:
+    """``token`` checksummed, if it is one of ``currencies``; else :class:`ValidationFailed`."""
+    token = checksum(token, "token")
+    if token not in currencies:
+        raise ValidationFailed(
+            "token is not one of the platform's currency tokens",
+            errors=[{"loc": ["token"], "msg": "not a currency token"}],
+        )
+    return token
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
 from carpay.services.outbox import checksum
 from carpay.services.participant_keys import ParticipantKeys
+from carpay.services.platform import require_currency
 from carpay.services.vin import title_of, validate_vin
 
 __all__ = ["CLAIM_KIND", "MAX_PERIOD", "MAX_PREMIUM", "OFFER_KIND", "Policies"]
@@ -44,8 +45,16 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 class Policies:
     """Offers and claims on the ``insurance`` contract at ``insurance``."""
 
-    def __init__(self, keys: ParticipantKeys, insurance: str, *, now: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        keys: ParticipantKeys,
+        insurance: str,
+        *,
+        currencies: frozenset[str],
+        now: Callable[[], int],
+    ) -> None:
         self.keys = keys
+        self.currencies = currencies
         self.insurance = checksum(insurance, "insurance")
         self._now = now  # unix time
 
@@ -68,7 +77,7 @@ class Policies:
         within ``grace`` of its end; ``refund_bps`` of the unearned premium back on a
         cancellation; open for acceptance until ``expiry``."""
         vin = validate_vin(vin)
-        token = checksum(token, "token")
+        token = require_currency(token, self.currencies)
         outbox = self.keys.outbox(session, owner, insurer, "insurer")
         if not 0 < premium_minor <= MAX_PREMIUM:
             raise _invalid("premium_minor", f"premium_minor must be from 1 to {MAX_PREMIUM}")

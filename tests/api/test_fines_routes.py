@@ -106,6 +106,7 @@ def test_bad_fines_are_refused_and_nothing_is_written(client, m1, database, chai
         ({"vin": "WVWZZZ1JZXW000001"}, 404, "not-found"),  # valid, never titled
         ({"due": int(clock.now.timestamp()) - 1}, 422, "validation-failed"),
         ({"amount_minor": 0}, 422, "validation-failed"),
+        ({"token": chain.platform.checkout}, 422, "validation-failed"),  # not money
         ({"authority": SHOP.address}, 409, "conflict"),  # not an authority
         ({"authority": DRIVER.address}, 403, "not-authorized"),  # nobody's merchant
     ):

@@ -121,6 +121,7 @@ def test_bad_offers_and_claims_are_refused_and_nothing_is_written(
     for change, status, code in (
         ({"grace": 366 * 86_400}, 422, "validation-failed"),  # longer than the term
         ({"expiry": int(clock.now.timestamp()) - 1}, 422, "validation-failed"),
+        ({"token": chain.platform.checkout}, 422, "validation-failed"),  # not money
         ({"vin": "WVWZZZ1JZXW000001"}, 404, "not-found"),  # valid, never titled
         ({"vin": "1HGCM82633A00435"}, 422, "validation-failed"),  # 16 characters
         ({"insurer": SHOP.address}, 409, "conflict"),  # not an insurer
