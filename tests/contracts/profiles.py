@@ -9,8 +9,9 @@ shrinks unless told not to.
 from __future__ import annotations
 
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-__all__ = ["register"]
+__all__ = ["register", "run"]
 
 NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
 
@@ -35,3 +36,10 @@ def register(
         **long_phases,
         **common,
     )
+
+
+def run(machine: type[RuleBasedStateMachine], profile: str, **attributes: object) -> None:
+    """Run ``machine`` under the profile ``profile``, with ``attributes`` (the chain, the
+    accounts) as class attributes of a subclass made for this run."""
+    bound = type("Machine", (machine,), attributes)
+    run_state_machine_as_test(bound, settings=settings.get_profile(profile))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -20,7 +19,6 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from carpay.errors import TransactionReverted
@@ -300,16 +298,11 @@ class CheckoutMachine(RuleBasedStateMachine):
         assert all(p.refunded <= p.gross for p in self.paid.values())
 
 
-def run(chain, accounts, profile: str) -> None:
-    machine = type("Machine", (CheckoutMachine,), {"chain": chain, "accounts": accounts})
-    run_state_machine_as_test(machine, settings=settings.get_profile(profile))
-
-
 def test_checkout_state(chain, accounts):
-    run(chain, accounts, "checkout-short")
+    profiles.run(CheckoutMachine, "checkout-short", chain=chain, accounts=accounts)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_checkout_state_long(chain, accounts):
-    run(chain, accounts, "checkout-long")
+    profiles.run(CheckoutMachine, "checkout-long", chain=chain, accounts=accounts)

@@ -36,14 +36,12 @@ import pytest
 from eth_abi import decode as abi_decode
 from eth_utils import to_checksum_address
 from eth_utils.abi import get_abi_output_types
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
 from carpay.errors import TransactionReverted
@@ -889,18 +887,11 @@ class InsuranceMachine(RuleBasedStateMachine):
                 self.ended.add(pid)
 
 
-def run(chain, accounts, profile: str) -> None:
-    machine = type(
-        "Machine", (InsuranceMachine,), {"chain": chain, "accounts": accounts, "worlds": {}}
-    )
-    run_state_machine_as_test(machine, settings=settings.get_profile(profile))
-
-
 def test_insurance_state(chain, accounts):
-    run(chain, accounts, "insurance-short")
+    profiles.run(InsuranceMachine, "insurance-short", chain=chain, accounts=accounts, worlds={})
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_insurance_state_long(chain, accounts):
-    run(chain, accounts, "insurance-long")
+    profiles.run(InsuranceMachine, "insurance-long", chain=chain, accounts=accounts, worlds={})

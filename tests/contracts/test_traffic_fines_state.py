@@ -12,14 +12,12 @@ The short profile runs by default; ``-m slow`` runs the long one.
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from carpay.errors import TransactionReverted
@@ -265,16 +263,11 @@ class FinesMachine(RuleBasedStateMachine):
         assert w.balance(w.fines.address) == 0
 
 
-def run(chain, accounts, profile: str) -> None:
-    machine = type("Machine", (FinesMachine,), {"chain": chain, "accounts": accounts})
-    run_state_machine_as_test(machine, settings=settings.get_profile(profile))
-
-
 def test_traffic_fines_state(chain, accounts):
-    run(chain, accounts, "fines-short")
+    profiles.run(FinesMachine, "fines-short", chain=chain, accounts=accounts)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_traffic_fines_state_long(chain, accounts):
-    run(chain, accounts, "fines-long")
+    profiles.run(FinesMachine, "fines-long", chain=chain, accounts=accounts)

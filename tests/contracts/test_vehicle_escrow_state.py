@@ -16,14 +16,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from carpay.errors import TransactionReverted
@@ -440,18 +438,11 @@ class EscrowMachine(RuleBasedStateMachine):
                 assert (e["car"], e["money"]) == (e["seller"], e["buyer"])
 
 
-def run(chain, accounts, profile: str) -> None:
-    machine = type(
-        "Machine", (EscrowMachine,), {"chain": chain, "accounts": accounts, "worlds": {}}
-    )
-    run_state_machine_as_test(machine, settings=settings.get_profile(profile))
-
-
 def test_vehicle_escrow_state(chain, accounts):
-    run(chain, accounts, "escrow-short")
+    profiles.run(EscrowMachine, "escrow-short", chain=chain, accounts=accounts, worlds={})
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_vehicle_escrow_state_long(chain, accounts):
-    run(chain, accounts, "escrow-long")
+    profiles.run(EscrowMachine, "escrow-long", chain=chain, accounts=accounts, worlds={})

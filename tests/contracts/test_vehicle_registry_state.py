@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import pytest
 from eth_utils import keccak
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
 from carpay.errors import TransactionReverted
@@ -204,16 +202,11 @@ class VehicleMachine(RuleBasedStateMachine):
                 assert last[1] == reading
 
 
-def run(chain, accounts, profile: str) -> None:
-    machine = type("Machine", (VehicleMachine,), {"chain": chain, "accounts": accounts})
-    run_state_machine_as_test(machine, settings=settings.get_profile(profile))
-
-
 def test_vehicle_registry_state(chain, accounts):
-    run(chain, accounts, "vehicles-short")
+    profiles.run(VehicleMachine, "vehicles-short", chain=chain, accounts=accounts)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_vehicle_registry_state_long(chain, accounts):
-    run(chain, accounts, "vehicles-long")
+    profiles.run(VehicleMachine, "vehicles-long", chain=chain, accounts=accounts)

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import pytest
 from eth_utils import keccak
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
 from carpay.errors import TransactionReverted
@@ -340,16 +338,11 @@ class WalletMachine(RuleBasedStateMachine):
         assert {c for c in range(9) if f.isCategoryAllowed(c).call()} == self.allowed
 
 
-def run(chain, accounts, profile: str) -> None:
-    machine = type("Machine", (WalletMachine,), {"chain": chain, "accounts": accounts})
-    run_state_machine_as_test(machine, settings=settings.get_profile(profile))
-
-
 def test_vehicle_wallet_state(chain, accounts):
-    run(chain, accounts, "vehicle-wallet-short")
+    profiles.run(WalletMachine, "vehicle-wallet-short", chain=chain, accounts=accounts)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_vehicle_wallet_state_long(chain, accounts):
-    run(chain, accounts, "vehicle-wallet-long")
+    profiles.run(WalletMachine, "vehicle-wallet-long", chain=chain, accounts=accounts)
