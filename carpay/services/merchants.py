@@ -4,7 +4,7 @@
 whose keys and webhooks speak for it, and writes the registry's ``registerMerchant`` to the
 operator's outbox, all in the caller's transaction: the operator's relayer sends it exactly
 once (``merchant.succeeded`` or ``merchant.failed`` follows). A merchant registered on chain
-some other way (the demo data, a migration) is only linked, with :meth:`Merchants.link`.
+some other way (the demo data, a migration) is only linked (:mod:`carpay.accounts.participants`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from carpay.accounts import participants
 from carpay.errors import Conflict, ValidationFailed
-from carpay.ledger.models import OutboxIntent, ParticipantAccount
+from carpay.ledger.models import OutboxIntent
 from carpay.ledger.tables import LedgerMerchant
 from carpay.services.outbox import Outbox, checksum
 from carpay.services.platform import CATEGORIES
@@ -68,7 +68,7 @@ class Merchants:
             raise Conflict(f"merchant {merchant} is being onboarded already")
         # A failed onboarding left the link: the same owner may try again.
         if participants.owner_of(session, self.outbox.chain_id, merchant) != owner:
-            self.link(session, owner=owner, merchant=merchant)
+            participants.link(session, owner=owner, chain_id=self.outbox.chain_id, address=merchant)
         details: dict[str, Any] = {
             "merchant": merchant,
             "owner": owner,
@@ -89,13 +89,3 @@ class Merchants:
             details=details,
             reference=reference,
         )
-
-    def link(self, session: Session, *, owner: str, merchant: str) -> ParticipantAccount:
-        """Make ``owner`` the API owner of ``merchant``; :class:`Conflict` if it has one."""
-        return participants.link(
-            session, owner=owner, chain_id=self.outbox.chain_id, address=merchant
-        )
-
-    def of_owner(self, session: Session, owner: str) -> list[str]:
-        """The addresses ``owner`` speaks for on this chain, oldest first."""
-        return participants.addresses_of(session, self.outbox.chain_id, owner)

@@ -7,14 +7,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from carpay.accounts import Keyring
+from carpay.accounts import Keyring, participants
 from carpay.chain import Chain
 from carpay.chain.node.node import dev_accounts
 from carpay.ledger import Indexer
 from carpay.ledger.models import OutboxIntent
 from carpay.services.checkout import Hold
-from carpay.services.merchants import Merchants
-from carpay.services.outbox import Outbox
 from carpay.services.platform import deploy_platform
 from carpay.testing.scenarios import sign_invoice
 from tests.api.conftest import bearer, chain_clock, make_key, post, relay_and_index
@@ -54,11 +52,8 @@ def chain(embedded, tmp_path, database):
     chain.transact(PAYER, checkout.functions.placeHold(chain.hold.as_tuple()))
     chain.platform, chain.token, chain.checkout = platform, token, checkout
     with database.begin() as session:
-        merchants = Merchants(
-            Outbox(sender=OWNER.address, chain_id=chain.chain_id), platform.registry
-        )
-        merchants.link(session, owner="m1", merchant=MERCHANT.address)
-        merchants.link(session, owner="m1", merchant=UNHELD.address)
+        for merchant in (MERCHANT, UNHELD):
+            participants.link(session, owner="m1", chain_id=1337, address=merchant.address)
     Indexer(database, chain, platform.watched()).catch_up()
     return chain
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from carpay.accounts import Keyring
+from carpay.accounts import Keyring, participants
 from carpay.chain import Chain
 from carpay.chain.node.node import dev_accounts
 from carpay.ledger import Indexer
 from carpay.ledger.models import OutboxIntent
-from carpay.services.merchants import Merchants
-from carpay.services.outbox import Outbox
 from carpay.services.platform import CATEGORIES, deploy_platform
 from tests.api.conftest import bearer, chain_clock, make_key, post, relay_and_index
 from tests.api.test_problems import assert_problem
@@ -42,9 +40,8 @@ def chain(embedded, tmp_path, database):
     chain.transact(OWNER, vehicles.functions.setRegistrar(OWNER.address, True))
     chain.transact(OWNER, vehicles.functions.mintTitle(DRIVER.address, VIN))
     with database.begin() as session:
-        merchants = Merchants(Outbox(sender=OWNER.address, chain_id=1337), platform.registry)
         for merchant in (INSURER, SHOP):
-            merchants.link(session, owner="m1", merchant=merchant.address)
+            participants.link(session, owner="m1", chain_id=1337, address=merchant.address)
     chain.platform, chain.token = platform, token
     Indexer(database, chain, platform.watched()).catch_up()
     return chain

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from carpay.accounts import participants
 from carpay.chain import Chain, contract
 from carpay.chain.node.node import dev_accounts
 from carpay.ledger import Indexer, Watched
 from carpay.ledger.models import WebhookDelivery, WebhookEvent
-from carpay.services.merchants import Merchants
 from carpay.services.notifications import CHAIN_EVENTS, ChainNotifier, event_id
-from carpay.services.outbox import Outbox
 from carpay.services.webhooks import EVENT_TYPES, Webhooks
 from carpay.testing.scenarios import checkout_scenario
 from tests.contracts.checkout_fixtures import advance_past
@@ -20,9 +19,8 @@ from tests.contracts.vehicle_fixtures import ALICE, STRANGER, VINS
 
 
 def _link(database, chain, owner: str, merchant: str) -> None:
-    outbox = Outbox(sender=merchant, chain_id=chain.chain_id)
     with database.begin() as session:
-        Merchants(outbox, "0x" + "00" * 20).link(session, owner=owner, merchant=merchant)
+        participants.link(session, owner=owner, chain_id=chain.chain_id, address=merchant)
 
 
 def _subscribe(database, owner: str, events=("*",)) -> int:
