@@ -15,7 +15,9 @@ Every step is recorded before the next one is taken, so a crash anywhere resumes
   (the node dropped it, then was offered another at its nonce) stays alive: other nodes may
   still mine it, so its nonce is kept, and it is replaced in turn. A nonce taken by someone
   else's transaction means none of ours can ever be mined: the intent is re-signed with a
-  new nonce.
+  new nonce, but only once that has held for ``renonce_after``: a node may count a block's
+  nonces a moment before it serves the block's receipts (anvil does: foundry-rs/foundry#10944),
+  and signing again in that moment would pay twice.
 
 One relayer runs per signing key: it owns that key's nonces. Events
 ``<kind>.succeeded``/``<kind>.failed`` are published, when a :class:`Webhooks` is given, in
@@ -72,6 +74,7 @@ class Relayer:
         webhooks: Webhooks | None = None,
         clock: Callable[[], datetime] = utcnow,
         replace_after: timedelta = timedelta(seconds=30),
+        renonce_after: timedelta = timedelta(seconds=10),
         retry_delay: timedelta = timedelta(seconds=5),
         max_attempts: int = 5,
         receipt_timeout: float = 30.0,
@@ -85,6 +88,9 @@ class Relayer:
         self.webhooks = webhooks
         self._clock = clock
         self.replace_after = replace_after
+        self.renonce_after = renonce_after
+        #: When each intent's nonce was first seen used with none of its receipts found.
+        self._nonce_taken: dict[int, datetime] = {}
         self.retry_delay = retry_delay
         self.max_attempts = max_attempts
         self.receipt_timeout = receipt_timeout
@@ -365,14 +371,20 @@ class Relayer:
         for attempt_id, tx_hash, _status, _created in reversed(attempts):
             receipt = known[tx_hash] if prefetched else self.chain.receipt(tx_hash)
             if receipt is not None:
+                self._nonce_taken.pop(intent_id, None)
                 self._hook("mined", intent_id)
                 self._confirm(intent_id, attempt_id, receipt)
                 self._hook("recorded", intent_id)
                 return True
         alive = [a for a in attempts if a[2] in _LIVE]
         if used:
-            # The nonce is used, by none of our transactions (we found no receipt): those
-            # can never be mined now, so the intent may be signed again with a new nonce.
+            # The nonce is used and none of our transactions has a receipt. If that holds for
+            # renonce_after (a receipt may lag its block for a moment), the nonce went to
+            # someone else's: ours can never be mined, so the intent may be signed again.
+            seen = self._nonce_taken.setdefault(intent_id, self._clock())
+            if self._clock() - seen < self.renonce_after:
+                return False
+            del self._nonce_taken[intent_id]
             return self._renonce(intent_id)
         if not alive:
             return False

@@ -299,7 +299,8 @@ def test_a_nonce_taken_by_another_sender_is_signed_again(database, chain, signer
     receipt = chain.wait(intruder.send(signer, fresh_address(), value=1, gas=21_000), timeout=30)
     assert chain.w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == first.nonce
 
-    intent = drive(make_relayer(database, chain, signer), database, intent_id)
+    relayer = make_relayer(database, chain, signer, renonce_after=timedelta(seconds=0.5))
+    intent = drive(relayer, database, intent_id)
 
     assert intent.state == "confirmed" and intent.nonce == first.nonce + 1
     old, new = intent_of(database, intent_id).transactions
@@ -308,6 +309,45 @@ def test_a_nonce_taken_by_another_sender_is_signed_again(database, chain, signer
     assert chain.receipt(old.tx_hash) is None
     assert chain.w3.eth.get_balance(payee) == 9
     assert mined_count(chain, signer.address) == sent_before + 2
+
+
+class LateReceipts(Chain):
+    """A node that counts a mined transaction's nonce ``lag`` seconds before it serves the
+    receipt, as anvil now and then does for a moment (foundry-rs/foundry#10944)."""
+
+    def __init__(self, url: str, state_dir: Path, lag: float) -> None:
+        super().__init__(url, state_dir=state_dir)
+        self.shown_from = time.monotonic() + lag
+
+    def _late(self) -> bool:
+        return time.monotonic() < self.shown_from
+
+    def receipt(self, tx_hash):
+        return None if self._late() else super().receipt(tx_hash)
+
+    def batch(self, calls, *, return_errors=False):
+        answers = super().batch(calls, return_errors=return_errors)
+        late = self._late()
+        return [
+            None if late and method == "eth_getTransactionReceipt" else answer
+            for (method, _params), answer in zip(calls, answers, strict=True)
+        ]
+
+
+def test_a_receipt_late_behind_its_nonce_is_waited_for_not_paid_again(
+    database, chain, signer, tmp_path
+):
+    payee, sent_before = fresh_address(), mined_count(chain, signer.address)
+    intent_id = request_transfer(database, chain, signer, to=payee, amount=8)
+    late = LateReceipts(chain.url, tmp_path / "late", lag=1.5)
+    relayer = make_relayer(database, late, signer, renonce_after=timedelta(seconds=3))
+
+    intent = drive(relayer, database, intent_id)
+
+    assert intent.state == "confirmed"
+    assert [t.status for t in intent.transactions] == ["mined"]
+    assert chain.w3.eth.get_balance(payee) == 8
+    assert mined_count(chain, signer.address) == sent_before + 1
 
 
 # -- stuck transactions: nodes that mine only when told ----------------------------------------
@@ -430,6 +470,9 @@ def test_a_transaction_pushed_out_of_the_pool_keeps_its_nonce_until_it_is_used(
     assert attempts[1].priority_fee * 8 >= first.priority_fee * 9
 
     manual_node.mine()  # the rival is mined: ours can never be; signed again at a new nonce
+    relayer.run_once()  # once that has held for renonce_after (a receipt may be late)
+    assert intent_of(database, intent_id).nonce == first.nonce
+    clock.now += relayer.renonce_after
     relayer.run_once()
     relayer.run_once()
     assert intent_of(database, intent_id).nonce == first.nonce + 1
