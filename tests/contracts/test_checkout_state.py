@@ -41,7 +41,7 @@ from tests.contracts.checkout_fixtures import (
 
 # Shrinking replays whole deployments step by step and takes many minutes on a node; a failure
 # is reported with the unshrunk sequence of steps instead, in both profiles.
-profiles.register("checkout", short=(6, 15), long=(40, 40), shrink_long=False)
+profiles.register("checkout", short=(3, 15), long=(40, 40), shrink_long=False)
 
 #: What the merchant holds to fund refunds.
 MERCHANT_FUNDS = 10**12

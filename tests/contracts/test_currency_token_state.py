@@ -23,7 +23,7 @@ from carpay.testing.signing import signed_payment
 
 #: A short run for every test session, and a long one for ``./test -m slow``.
 SHORT = settings(
-    max_examples=10,
+    max_examples=5,
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=list(HealthCheck),

@@ -69,7 +69,7 @@ from tests.contracts.vehicle_fixtures import ALICE, BOB, OWNER, PAYOUT, STRANGER
 
 # As the other contract machines: no shrinking in the short profile (an example costs a
 # deployment and dozens of transactions); the long profile shrinks.
-profiles.register("insurance", short=(4, 25), long=(40, 60))
+profiles.register("insurance", short=(2, 25), long=(40, 60))
 
 MAX_PREMIUM = 2**96 - 1
 #: The gas of every transaction to the contracts (none needs a third of it).

@@ -43,7 +43,7 @@ from tests.contracts.vehicle_fixtures import (
 )
 
 # No shrinking in the short profile: a failure shows the steps as found.
-profiles.register("fines", short=(6, 30), long=(40, 60))
+profiles.register("fines", short=(3, 30), long=(40, 60))
 
 #: A second authority, paid out to accounts[TREASURY].
 AUTHORITY2 = STRANGER

@@ -42,7 +42,7 @@ from tests.contracts.escrow_fixtures import (
 from tests.contracts.vehicle_fixtures import LENDER, REGISTRAR, STRANGER, TREASURY
 
 # No shrinking in the short profile: a failure shows the steps as found.
-profiles.register("escrow", short=(4, 25), long=(40, 60))
+profiles.register("escrow", short=(2, 25), long=(40, 60))
 
 ZERO = "0x" + "00" * 20
 #: The parties; each sells the title it owns to the other.

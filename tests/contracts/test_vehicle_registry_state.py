@@ -36,7 +36,7 @@ from tests.contracts.vehicle_fixtures import (
 # The short profile does not shrink: an example costs a deployment and a dozen transactions,
 # and shrinking one takes minutes. A failure shows the steps as found; the long profile
 # shrinks them.
-profiles.register("vehicles", short=(6, 20), long=(40, 50))
+profiles.register("vehicles", short=(3, 20), long=(40, 50))
 
 ZERO = "0x" + "00" * 20
 MAX_ODOMETER = 2**48 - 1

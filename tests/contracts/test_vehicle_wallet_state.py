@@ -48,7 +48,7 @@ from tests.contracts.vehicle_wallet_fixtures import (
 
 # As the other contract machines: no shrinking in the short profile (an example costs a
 # deployment and dozens of transactions); the long profile shrinks.
-profiles.register("vehicle-wallet", short=(4, 25), long=(40, 60))
+profiles.register("vehicle-wallet", short=(2, 25), long=(40, 60))
 
 #: The merchants and their categories (PAYOUT doubles as a parking operator).
 MERCHANTS = {FUEL: FUEL_CATEGORY, DEALER: DEALER_CATEGORY, PAYOUT: PARKING_CATEGORY}
