@@ -19,6 +19,7 @@ from carpay.errors import DeploymentNotFound, ServiceUnavailable
 from carpay.ledger.db import Database
 from carpay.ledger.models import utcnow
 from carpay.services.checkout import ChainCheckoutView, CheckoutPayments
+from carpay.services.escrows import Escrows
 from carpay.services.fines import Fines
 from carpay.services.idempotency import IdempotencyKeys
 from carpay.services.merchant_checkout import MerchantCheckout
@@ -67,6 +68,7 @@ class ApiServices:
     _fines: Fines | None = None
     _policies: Policies | None = None
     _vehicles: Vehicles | None = None
+    _escrows: Escrows | None = None
 
     def _deployed(self, what: str, name: str) -> str:
         if self.chain is None:
@@ -120,12 +122,21 @@ class ApiServices:
     def _now(self) -> int:
         return int(self.clock().timestamp())
 
+    def _balance(self, token: str, account: str) -> int:
+        return self.checkout.view.balance(token, account)
+
     @property
     def fines(self) -> Fines:
         """Fines issued and waived from the authorities' keys of ``keyring`` (built once)."""
         if self._fines is None:
             address = self._deployed("fines", "traffic_fines")
-            self._fines = Fines(self._keys(), address, currencies=self._currencies(), now=self._now)
+            self._fines = Fines(
+                self._keys(),
+                address,
+                currencies=self._currencies(),
+                balance=self._balance,
+                now=self._now,
+            )
         return self._fines
 
     @property
@@ -134,9 +145,29 @@ class ApiServices:
         if self._policies is None:
             address = self._deployed("policies", "insurance")
             self._policies = Policies(
-                self._keys(), address, currencies=self._currencies(), now=self._now
+                self._keys(),
+                address,
+                currencies=self._currencies(),
+                balance=self._balance,
+                now=self._now,
             )
         return self._policies
+
+    @property
+    def escrows(self) -> Escrows:
+        """Vehicle sales by escrow from the parties' keys of ``keyring`` (built once)."""
+        if self._escrows is None:
+            address = self._deployed("vehicle sales", "vehicle_escrow")
+            registry = self._deployed("vehicle sales", "vehicle_registry")
+            self._escrows = Escrows(
+                self._keys(),
+                address,
+                registry,
+                currencies=self._currencies(),
+                balance=self._balance,
+                now=self._now,
+            )
+        return self._escrows
 
     @property
     def vehicles(self) -> Vehicles:
@@ -164,12 +195,13 @@ def create_app(
     settings' relayer account), for whichever relayer runs beside (see
     :func:`carpay.services.workers.start_workers`); merchant onboardings as sent by
     ``operator_address`` (default: the settings' operator); what only a participant may do
-    (invoices, refunds, captures, fines, policies, titles) from the keys ``keyring`` holds
+    (invoices, refunds, captures, fines, policies, titles, sales) from the keys ``keyring`` holds
     (default: none), each by its own relayer. ``clock`` gives the time of records,
     ``monotonic`` the time of rate limits.
     """
     from carpay.api.routes import (
         api_keys,
+        escrows,
         fines,
         ledger,
         merchant_checkout,
@@ -212,7 +244,7 @@ def create_app(
     app.state.platform = platform
     install_problem_handlers(app)
     routers = (transfers, payments, merchant_checkout, fines, merchants, outbox, webhooks)
-    routers += (policies, vehicles, api_keys)
+    routers += (policies, vehicles, escrows, api_keys)
     for module in (*routers, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)

@@ -551,13 +551,17 @@ class Chain:
             raise ChainError(f"{self.url}: {exc}") from exc
 
     def _fee_basis(self) -> tuple[int, int]:
-        block = self._rpc("eth_getBlockByNumber", ["latest", False])
+        # One round trip for both: every transaction sent asks.
+        block, tip = self.batch(
+            [("eth_getBlockByNumber", ["latest", False]), ("eth_maxPriorityFeePerGas", [])],
+            return_errors=True,
+        )
+        if isinstance(block, Exception):
+            raise block
         base = int(block.get("baseFeePerGas") or "0x0", 16)
-        try:
-            tip = int(self._rpc("eth_maxPriorityFeePerGas", []), 16)
-        except _RpcError:  # older nodes: the tip is what the gas price adds to the base fee
-            tip = max(int(self._rpc("eth_gasPrice", []), 16) - base, 0)
-        return base, tip
+        if isinstance(tip, Exception):  # older nodes: the tip is what the gas price adds
+            return base, max(int(self._rpc("eth_gasPrice", []), 16) - base, 0)
+        return base, int(tip, 16)
 
     @staticmethod
     def _call_object(sender: str | None, to: str | None, data: bytes, value: int) -> dict:

@@ -32,6 +32,7 @@ __all__ = [
     "balances",
     "block",
     "blocks",
+    "escrow",
     "hold",
     "merchant",
     "merchant_payments",
@@ -303,6 +304,7 @@ def _policy_event(
     if kind == "PolicyOffered":
         policies[data["policy_id"]] = {
             "policy_id": int(data["policy_id"]),
+            "title": data["title"],
             "insurer": data["insurer"],
             "token": data["token"],
             "premium": int(data["premium"]),
@@ -340,3 +342,58 @@ def row_dict(row: Any, *exclude: str) -> dict[str, Any]:
         for c in row.__table__.columns
         if c.name not in ("chain_id", *exclude)
     }
+
+
+def escrow(session: Session, chain_id: int, escrow_id: int) -> dict[str, Any] | None:
+    """An escrow's terms and state from its events (None if it was never created): ``state``
+    is ``open``, ``disputed``, ``settled`` or ``unwound``; ``funded`` and ``deposited`` say
+    which sides are in."""
+    e = LedgerEvent
+    rows = list(
+        session.scalars(
+            sa.select(e)
+            .where(
+                e.chain_id == chain_id,
+                e.contract == "vehicle_escrow",
+                e.args["escrow_id"].as_string() == str(escrow_id),
+            )
+            .order_by(e.id)
+        )
+    )
+    if not rows or rows[0].event != "EscrowCreated":
+        return None
+    args = rows[0].args
+    found: dict[str, Any] = {
+        "escrow_id": escrow_id,
+        "title": args["title"],
+        "seller": args["seller"],
+        "buyer": args["buyer"],
+        "token": args["token"],
+        "arbiter": args["arbiter"],
+        "price": int(args["price"]),
+        "deadline": int(args["deadline"]),
+        "fee_bps": int(args["fee_bps"]),
+        "state": "open",
+        "funded": False,
+        "deposited": False,
+        "lender": None,
+        "payoff": 0,
+        "block_number": rows[0].block_number,
+        "tx_hash": rows[0].tx_hash,
+    }
+    for row in rows[1:]:
+        if row.event == "EscrowFunded":
+            found["funded"] = True
+        elif row.event == "TitleDeposited":
+            found["deposited"] = True
+            lender = row.args["lender"]
+            found["lender"] = None if int(lender, 16) == 0 else lender
+            found["payoff"] = int(row.args["payoff"])
+        elif row.event == "EscrowDisputed":
+            found["state"] = "disputed"
+        elif row.event == "EscrowSettled":
+            found["state"] = "settled"
+        elif row.event == "EscrowUnwound":
+            found["state"] = "unwound"
+            found["funded"] = found["deposited"] = False
+    return found

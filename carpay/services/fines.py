@@ -1,11 +1,13 @@
-"""Traffic fines: an authority issues a fine against a vehicle, or waives one it issued.
+"""Traffic fines: an authority issues a fine against a vehicle, or waives one it issued; the
+vehicle's owner pays it.
 
-Sent from the authority's own key (see :class:`carpay.services.participant_keys.ParticipantKeys`)
-for its API owner, after checks against the ledger: the authority an active merchant of the
-authority category, the vehicle titled, the terms within what the contract takes, the fine to
-waive unpaid and the authority's. Whoever owns the vehicle pays a fine from their own wallet
-(``traffic_fines.payFine``); ``fine.issued``, ``fine.paid`` and ``fine.waived`` reach the
-authority's owner from the ledger.
+Sent from the participant's own key (see
+:class:`carpay.services.participant_keys.ParticipantKeys`) for its API owner, after checks
+against the ledger: the authority an active merchant of the authority category, the vehicle
+titled, the terms within what the contract takes, the fine to waive unpaid and the
+authority's, the payer the vehicle's owner with the balance to pay. An owner whose key the
+platform does not hold pays from their own wallet (``traffic_fines.payFine``).
+``fine.issued``, ``fine.paid`` and ``fine.waived`` reach the authority's owner from the ledger.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 from sqlalchemy.orm import Session
 
-from carpay.errors import Conflict, NotFound, ValidationFailed
+from carpay.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
 from carpay.ledger.tables import LedgerVehicleRecord
@@ -27,15 +29,16 @@ from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.platform import require_currency
 from carpay.services.vin import title_of, validate_vin
 
-__all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "WAIVE_KIND", "Fines"]
+__all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "PAY_KIND", "WAIVE_KIND", "Fines"]
 
-ISSUE_KIND, WAIVE_KIND = "fine_issue", "fine_waive"
+ISSUE_KIND, WAIVE_KIND, PAY_KIND = "fine_issue", "fine_waive", "fine_pay"
 #: What ``traffic_fines`` accepts: an amount and a late fee below 2**96 (its packed fields).
 MAX_AMOUNT = MAX_LATE_FEE = 2**96 - 1
 _ISSUE = function_signature_to_4byte_selector(
     "issueFine(uint256,address,uint256,uint256,uint256,uint16)"
 )
 _WAIVE = function_signature_to_4byte_selector("waiveFine(uint256)")
+_PAY = function_signature_to_4byte_selector("payFine(uint256)")
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -43,7 +46,8 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 
 
 class Fines:
-    """Issues and waives fines on the ``traffic_fines`` contract at ``fines``."""
+    """Issues, waives and pays fines on the ``traffic_fines`` contract at ``fines``;
+    ``balance(token, account)`` reads a balance from the chain."""
 
     def __init__(
         self,
@@ -51,10 +55,12 @@ class Fines:
         fines: str,
         *,
         currencies: frozenset[str],
+        balance: Callable[[str, str], int],
         now: Callable[[], int],
     ) -> None:
         self.keys = keys
         self.currencies = currencies
+        self._balance = balance
         self.fines = checksum(fines, "fines")
         self._now = now  # unix time
 
@@ -145,8 +151,54 @@ class Fines:
             reference=reference,
         )
 
+    def pay(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        payer: str,
+        fine_id: int,
+        reference: str | None = None,
+    ) -> OutboxIntent:
+        """The vehicle's owner ``payer`` pays the unpaid fine ``fine_id``: an approval of the
+        amount with the late fee (what the fine can cost at most; the contract pulls the
+        amount alone before the due date), then ``payFine``."""
+        outbox = self.keys.outbox(session, owner, payer, "payer")
+        fine = self._fine(session, fine_id)
+        if fine is None:
+            raise NotFound(f"no fine {fine_id}")
+        if fine["status"] != "unpaid":
+            raise Conflict(f"fine {fine_id} is {fine['status']}")
+        if fine["vehicle_owner"] != outbox.sender.lower():
+            raise Conflict(f"fine {fine_id} is on a vehicle {outbox.sender} does not own")
+        if outbox.exists(session, kind=PAY_KIND, fine_id=fine_id):
+            raise Conflict(f"fine {fine_id} is being paid already")
+        token = checksum(fine["token"], "token")
+        most = fine["amount"] + fine["late_fee"]
+        due = fine["amount"] + (fine["late_fee"] if self._now() > fine["due"] else 0)
+        if self._balance(token, outbox.sender) < due:
+            raise InsufficientFunds(f"the payer's balance is short of the {due} due")
+        outbox.approve(
+            session,
+            owner=owner,
+            contract=token,
+            spender=self.fines,
+            amount_or_id=most,
+            purpose=PAY_KIND,
+        )
+        return outbox.enqueue(
+            session,
+            kind=PAY_KIND,
+            owner=owner,
+            to=self.fines,
+            data=_PAY + fine_id.to_bytes(32, "big"),
+            details={"payer": outbox.sender, "fine_id": fine_id, "token": token, "due_minor": due},
+            reference=reference,
+        )
+
     def _fine(self, session: Session, fine_id: int) -> dict[str, Any] | None:
-        """The indexed fine ``fine_id``, with its status, from its vehicle's record."""
+        """The indexed fine ``fine_id``, with its status and its vehicle's owner now, from the
+        vehicle's record."""
         r = LedgerVehicleRecord
         title = session.scalar(
             sa.select(r.title).where(
@@ -161,4 +213,11 @@ class Fines:
         )
         if vehicle is None:
             return None
-        return next((f for f in vehicle["fines"] if f["fine_id"] == fine_id), None)
+        return next(
+            (
+                {**f, "vehicle_owner": vehicle["owner"]}
+                for f in vehicle["fines"]
+                if f["fine_id"] == fine_id
+            ),
+            None,
+        )

@@ -13,17 +13,26 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eth_utils import is_address, is_checksum_address, to_checksum_address
+from eth_abi import encode
+from eth_utils import (
+    function_signature_to_4byte_selector,
+    is_address,
+    is_checksum_address,
+    to_checksum_address,
+)
 from sqlalchemy.orm import Session
 
 from carpay.errors import NotFound, ValidationFailed
 from carpay.ledger.models import OutboxIntent, utcnow
 from carpay.ledger.pagination import Page, paginate
 
-__all__ = ["STATES", "Outbox"]
+__all__ = ["APPROVAL_KIND", "STATES", "Outbox"]
 
 #: The states of an intent, in order; the last two are final.
 STATES = ("pending", "sent", "confirmed", "failed")
+#: The kind of the approvals :meth:`Outbox.approve` enqueues.
+APPROVAL_KIND = "approval"
+_APPROVE = function_signature_to_4byte_selector("approve(address,uint256)")
 
 
 def checksum(address: str, field: str) -> str:
@@ -101,6 +110,38 @@ class Outbox:
         session.add(intent)
         session.flush()
         return intent
+
+    def approve(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        contract: str,
+        spender: str,
+        amount_or_id: int,
+        purpose: str,
+    ) -> OutboxIntent:
+        """Enqueue ``approve(spender, amount_or_id)`` on ``contract`` (an ERC-20's amount, or
+        an ERC-721's token id) ahead of the ``purpose`` intent that uses it.
+
+        The relayer sends one key's intents in order, and one whose estimate reverts while an
+        earlier one is in flight waits for it: the call that spends the approval goes once the
+        approval is mined (or fails with its own reason if the approval failed).
+        """
+        spender = checksum(spender, "spender")
+        return self.enqueue(
+            session,
+            kind=APPROVAL_KIND,
+            owner=owner,
+            to=contract,
+            data=_APPROVE + encode(["address", "uint256"], [spender, amount_or_id]),
+            details={
+                "contract": checksum(contract, "contract"),
+                "spender": spender,
+                "amount_or_id": str(amount_or_id),
+                "purpose": purpose,
+            },
+        )
 
     def exists(
         self,

@@ -5,7 +5,8 @@ for its API owner, after checks against the ledger: the insurer an active mercha
 insurer category, the vehicle titled, terms the contract takes; a claim under a policy of the
 insurer's that started, once per claim reference (the contract refuses a reference paid
 already, so a retried claim pays once). The vehicle's owner accepts an offer from their own
-wallet (``insurance.accept``, or a signature relayed); the platform's keeper renews policies
+wallet (``insurance.accept``, or a signature relayed), or from the key the platform holds
+for them, for its owner, who may also cancel it; the platform's keeper renews policies
 as their terms end (:mod:`carpay.services.keeper`).
 """
 
@@ -18,7 +19,7 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, keccak
 from sqlalchemy.orm import Session
 
-from carpay.errors import Conflict, NotFound, ValidationFailed
+from carpay.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
 from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
 from carpay.services.outbox import checksum
@@ -26,15 +27,26 @@ from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.platform import require_currency
 from carpay.services.vin import title_of, validate_vin
 
-__all__ = ["CLAIM_KIND", "MAX_PERIOD", "MAX_PREMIUM", "OFFER_KIND", "Policies"]
+__all__ = [
+    "ACCEPT_KIND",
+    "CANCEL_KIND",
+    "CLAIM_KIND",
+    "MAX_PERIOD",
+    "MAX_PREMIUM",
+    "OFFER_KIND",
+    "Policies",
+]
 
 OFFER_KIND, CLAIM_KIND = "policy_offer", "claim"
+ACCEPT_KIND, CANCEL_KIND = "policy_accept", "policy_cancel"
 #: What ``insurance`` accepts: premiums below 2**96, terms and grace periods below 2**32 s.
 MAX_PREMIUM, MAX_PERIOD = 2**96 - 1, 2**32 - 1
 _OFFER = function_signature_to_4byte_selector(
     "offerPolicy(uint256,address,uint256,uint256,uint256,uint16,uint256)"
 )
 _CLAIM = function_signature_to_4byte_selector("payClaim(uint256,uint256,bytes32)")
+_ACCEPT = function_signature_to_4byte_selector("accept(uint256,uint256)")
+_CANCEL = function_signature_to_4byte_selector("cancel(uint256)")
 _STARTED = ("active", "lapsed", "cancelled")
 
 
@@ -43,7 +55,9 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 
 
 class Policies:
-    """Offers and claims on the ``insurance`` contract at ``insurance``."""
+    """Offers and claims (the insurer's), acceptances and cancellations (the holder's) on the
+    ``insurance`` contract at ``insurance``; ``balance(token, account)`` reads a balance from
+    the chain."""
 
     def __init__(
         self,
@@ -51,10 +65,12 @@ class Policies:
         insurance: str,
         *,
         currencies: frozenset[str],
+        balance: Callable[[str, str], int],
         now: Callable[[], int],
     ) -> None:
         self.keys = keys
         self.currencies = currencies
+        self._balance = balance
         self.insurance = checksum(insurance, "insurance")
         self._now = now  # unix time
 
@@ -136,16 +152,7 @@ class Policies:
             raise _invalid("amount_minor", "amount_minor must be positive")
         if not claim or len(claim) > 100:
             raise _invalid("claim", "claim must be 1 to 100 characters")
-        policy = next(
-            (
-                p
-                for p in queries.policies(session, self.keys.chain_id)
-                if p["policy_id"] == policy_id
-            ),
-            None,
-        )
-        if policy is None:
-            raise NotFound(f"no policy {policy_id}")
+        policy = self._policy(session, policy_id)
         if policy["insurer"] != outbox.sender.lower():
             raise Conflict(f"policy {policy_id} is another insurer's")
         if policy["status"] not in _STARTED:
@@ -179,3 +186,103 @@ class Policies:
             details=details,
             reference=reference,
         )
+
+    def accept(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        holder: str,
+        policy_id: int,
+        max_premium_minor: int,
+        allowance_minor: int,
+        reference: str | None = None,
+    ) -> OutboxIntent:
+        """The vehicle's owner ``holder`` accepts the offer ``policy_id``: renewals pull at
+        most ``max_premium_minor``, within the ``allowance_minor`` the holder gives insurance
+        (the first premium and the renewals it is to cover)."""
+        outbox = self.keys.outbox(session, owner, holder, "holder")
+        policy = self._policy(session, policy_id)
+        if policy["status"] != "offered":
+            raise Conflict(f"policy {policy_id} is {policy['status']}")
+        vehicle = queries.vehicle(session, self.keys.chain_id, int(policy["title"]))
+        if vehicle is None or vehicle["owner"] != outbox.sender.lower():
+            raise Conflict(f"policy {policy_id} is for a vehicle {outbox.sender} does not own")
+        if not policy["premium"] <= max_premium_minor <= MAX_PREMIUM:
+            raise _invalid(
+                "max_premium_minor", f"max_premium_minor must be from the premium to {MAX_PREMIUM}"
+            )
+        if not policy["premium"] <= allowance_minor < 2**256:
+            raise _invalid("allowance_minor", "allowance_minor must cover the first premium")
+        if outbox.exists(session, kind=ACCEPT_KIND, policy_id=policy_id):
+            raise Conflict(f"policy {policy_id} is being accepted already")
+        token = checksum(policy["token"], "token")
+        if self._balance(token, outbox.sender) < policy["premium"]:
+            raise InsufficientFunds("the holder's balance is short of the premium")
+        outbox.approve(
+            session,
+            owner=owner,
+            contract=token,
+            spender=self.insurance,
+            amount_or_id=allowance_minor,
+            purpose=ACCEPT_KIND,
+        )
+        data = _ACCEPT + encode(["uint256", "uint256"], [policy_id, max_premium_minor])
+        details = {
+            "holder": outbox.sender,
+            "policy_id": policy_id,
+            "premium_minor": policy["premium"],
+            "max_premium_minor": max_premium_minor,
+            "allowance_minor": allowance_minor,
+        }
+        return outbox.enqueue(
+            session,
+            kind=ACCEPT_KIND,
+            owner=owner,
+            to=self.insurance,
+            data=data,
+            details=details,
+            reference=reference,
+        )
+
+    def cancel(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        holder: str,
+        policy_id: int,
+        reference: str | None = None,
+    ) -> OutboxIntent:
+        """The holder ends the active policy ``policy_id`` now, with the refund the insurer's
+        rule gives on the unearned premium."""
+        outbox = self.keys.outbox(session, owner, holder, "holder")
+        policy = self._policy(session, policy_id)
+        if policy["status"] != "active":
+            raise Conflict(f"policy {policy_id} is {policy['status']}")
+        if policy["holder"] != outbox.sender.lower():
+            raise Conflict(f"policy {policy_id} is held by another")
+        if outbox.exists(session, kind=CANCEL_KIND, policy_id=policy_id):
+            raise Conflict(f"policy {policy_id} is being cancelled already")
+        return outbox.enqueue(
+            session,
+            kind=CANCEL_KIND,
+            owner=owner,
+            to=self.insurance,
+            data=_CANCEL + policy_id.to_bytes(32, "big"),
+            details={"holder": outbox.sender, "policy_id": policy_id},
+            reference=reference,
+        )
+
+    def _policy(self, session: Session, policy_id: int) -> dict[str, Any]:
+        policy = next(
+            (
+                p
+                for p in queries.policies(session, self.keys.chain_id)
+                if p["policy_id"] == policy_id
+            ),
+            None,
+        )
+        if policy is None:
+            raise NotFound(f"no policy {policy_id}")
+        return policy

@@ -3,8 +3,10 @@
 Every step is recorded before the next one is taken, so a crash anywhere resumes cleanly:
 
 - ``pending`` intent: the gas is estimated (a revert here fails the intent: nothing was
-  sent), then a nonce is chosen and the transaction signed, and the raw bytes and hash are
-  committed with the intent's move to ``sent``, all *before* anything is broadcast.
+  sent; unless an earlier intent of the key is still in flight, which it may need, such as
+  the approval it spends: it then waits for that one), then a nonce is chosen and the
+  transaction signed, and the raw bytes and hash are committed with the intent's move to
+  ``sent``, all *before* anything is broadcast.
 - ``sent`` intent: if any of its recorded transactions is mined, the intent is
   ``confirmed`` (or ``failed`` if it reverted). Otherwise the newest one is broadcast again
   if the node does not hold it (the very same bytes: never a second payment), or replaced
@@ -213,6 +215,8 @@ class Relayer:
                 if estimate is None:
                     estimate = self.chain.estimate_gas(self.signer, to, data, value)
             except TransactionReverted as exc:
+                if self._earlier_in_flight(intent_id):
+                    return False  # it may need them (an approval, then the call that spends it)
                 self._finish(intent_id, None, error=exc.message)
                 return True
             gas = gas_with_headroom(estimate)
@@ -242,6 +246,23 @@ class Relayer:
         self._hook("signed", intent_id)
         self._broadcast(intent_id, attempt_id)
         return True
+
+    def _earlier_in_flight(self, intent_id: int) -> bool:
+        """Whether an earlier intent of this key is not final yet: a later one whose estimate
+        reverts waits for it, and is estimated again once it is mined."""
+        with self.db.begin() as session:
+            return bool(
+                session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(OutboxIntent)
+                    .where(
+                        OutboxIntent.sender == self.signer.address,
+                        OutboxIntent.chain_id == self.chain.chain_id,
+                        OutboxIntent.state.in_(("pending", "sent")),
+                        OutboxIntent.id < intent_id,
+                    )
+                )
+            )
 
     def _free_nonce(self, session) -> int:
         """The lowest nonce from the node's pending count that none of our live intents holds.

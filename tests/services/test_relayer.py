@@ -193,6 +193,39 @@ def test_a_transfer_that_would_revert_fails_without_sending(database, chain, sig
         assert s.scalars(sa.select(WebhookEvent.type)).all() == ["transfer.failed"]
 
 
+def test_a_call_that_needs_an_earlier_intent_waits_for_it(database, chain, signer, token):
+    """An approval, then the transferFrom that spends it: the second one's estimate reverts
+    until the first is mined, so it waits instead of failing; paid once."""
+    payee = fresh_address()
+    outbox = Outbox(sender=signer.address, chain_id=chain.chain_id)
+    spend = bytes.fromhex(
+        token.functions.transferFrom(signer.address, payee, 7)._encode_transaction_data()[2:]
+    )
+    with database.begin() as s:
+        approval = outbox.approve(
+            s,
+            owner="m1",
+            contract=token.address,
+            spender=signer.address,
+            amount_or_id=7,
+            purpose="spend",
+        )
+        spent = outbox.enqueue(s, kind="spend", owner="m1", to=token.address, data=spend)
+        approval_id, spent_id = approval.id, spent.id
+
+    intent = drive(make_relayer(database, chain, signer), database, spent_id)
+
+    assert intent.state == "confirmed", intent.error
+    assert intent_of(database, approval_id).state == "confirmed"
+    assert chain.call(token.functions.balanceOf(payee)) == 7
+    # Nothing in flight before it: the same call now reverts and fails, sending nothing.
+    with database.begin() as s:
+        again = outbox.enqueue(s, kind="spend", owner="m1", to=token.address, data=spend).id
+    intent = drive(make_relayer(database, chain, signer), database, again)
+    assert intent.state == "failed" and intent.transactions == []
+    assert chain.call(token.functions.balanceOf(payee)) == 7
+
+
 def test_a_transfer_reverted_on_chain_fails_and_is_not_sent_again(database, chain, signer, token):
     payee, sent_before = fresh_address(), mined_count(chain, signer.address)
     supply = chain.call(token.functions.totalSupply())

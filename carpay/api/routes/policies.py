@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
 from carpay.accounts.api_keys import Principal
-from carpay.api.idempotency import idempotent
 from carpay.api.problems import problem_responses
-from carpay.api.routes.common import IdempotencyKey, platform
+from carpay.api.routes.common import ContractId, IdempotencyKey, platform, send_intent
 from carpay.api.schemas import _ADDRESS, TEXT, IntentOut, _In
 from carpay.api.security import requires
 from carpay.services.policies import MAX_PERIOD, MAX_PREMIUM
@@ -43,6 +42,26 @@ class ClaimCreate(_In):
     )
 
 
+class PolicyAcceptance(_In):
+    holder: str = Field(description="the vehicle's owner, who takes the policy", **_ADDRESS)
+    max_premium_minor: int = Field(gt=0, le=MAX_PREMIUM, description="most a renewal may pull")
+    allowance_minor: int = Field(
+        gt=0, lt=2**256, description="what insurance may pull: the first premium and renewals"
+    )
+
+
+class PolicyCancellation(_In):
+    holder: str = Field(description="the policy's holder", **_ADDRESS)
+
+
+class HolderRequestOut(IntentOut):
+    """An acceptance or a cancellation: an intent of kind ``policy_accept`` or
+    ``policy_cancel``."""
+
+    holder: str
+    policy_id: int
+
+
 class PolicyRequestOut(IntentOut):
     """An offer or a claim: an intent of kind ``policy_offer`` or ``claim``."""
 
@@ -63,18 +82,15 @@ def offer_policy(
     idempotency_key: IdempotencyKey,
 ) -> Response:
     """Offer the vehicle's owner a policy; it starts when they accept it."""
-    policies = platform(request).policies
-    return idempotent(
+    return send_intent(
         request,
         principal,
         idempotency_key,
         body,
-        lambda session: PolicyRequestOut.of(
-            policies.offer(
-                session, owner=principal.owner, reference=idempotency_key, **body.model_dump()
-            )
+        PolicyRequestOut,
+        lambda session: platform(request).policies.offer(
+            session, owner=principal.owner, reference=idempotency_key, **body.model_dump()
         ),
-        model=PolicyRequestOut,
     )
 
 
@@ -86,27 +102,86 @@ def offer_policy(
     summary="Pay a claim",
 )
 def pay_claim(
-    policy_id: Annotated[int, Path(ge=1, lt=2**256)],
+    policy_id: ContractId,
     body: ClaimCreate,
     request: Request,
     principal: Annotated[Principal, Depends(requires("payments:write"))],
     idempotency_key: IdempotencyKey,
 ) -> Response:
     """Pay the policy's holder for a claim, from the insurer's balance; once per claim."""
-    policies = platform(request).policies
-    return idempotent(
+    return send_intent(
         request,
         principal,
         idempotency_key,
         body,
-        lambda session: PolicyRequestOut.of(
-            policies.pay_claim(
-                session,
-                owner=principal.owner,
-                policy_id=policy_id,
-                reference=idempotency_key,
-                **body.model_dump(),
-            )
+        PolicyRequestOut,
+        lambda session: platform(request).policies.pay_claim(
+            session,
+            owner=principal.owner,
+            policy_id=policy_id,
+            reference=idempotency_key,
+            **body.model_dump(),
         ),
-        model=PolicyRequestOut,
+    )
+
+
+@router.post(
+    "/policies/{policy_id}/accept",
+    status_code=201,
+    response_model=HolderRequestOut,
+    responses=problem_responses(400, 402, 404, 409, 503),
+    summary="Accept a policy offer",
+)
+def accept_policy(
+    policy_id: ContractId,
+    body: PolicyAcceptance,
+    request: Request,
+    principal: Annotated[Principal, Depends(requires("payments:write"))],
+    idempotency_key: IdempotencyKey,
+) -> Response:
+    """The vehicle's owner takes the offered policy: the first premium is paid now."""
+    return send_intent(
+        request,
+        principal,
+        idempotency_key,
+        body,
+        HolderRequestOut,
+        lambda session: platform(request).policies.accept(
+            session,
+            owner=principal.owner,
+            policy_id=policy_id,
+            reference=idempotency_key,
+            **body.model_dump(),
+        ),
+    )
+
+
+@router.post(
+    "/policies/{policy_id}/cancel",
+    status_code=201,
+    response_model=HolderRequestOut,
+    responses=problem_responses(400, 404, 409, 503),
+    summary="Cancel a policy",
+)
+def cancel_policy(
+    policy_id: ContractId,
+    body: PolicyCancellation,
+    request: Request,
+    principal: Annotated[Principal, Depends(requires("payments:write"))],
+    idempotency_key: IdempotencyKey,
+) -> Response:
+    """The holder ends the policy now, with the insurer's refund of the unearned premium."""
+    return send_intent(
+        request,
+        principal,
+        idempotency_key,
+        body,
+        HolderRequestOut,
+        lambda session: platform(request).policies.cancel(
+            session,
+            owner=principal.owner,
+            holder=body.holder,
+            policy_id=policy_id,
+            reference=idempotency_key,
+        ),
     )
