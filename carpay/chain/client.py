@@ -488,6 +488,15 @@ class Chain:
         tx_hash = self.send(sender, to, data, value, gas)
         return self.wait(tx_hash, timeout, replace_after=replace_after, sender=sender)
 
+    def transact_all(
+        self, calls: Sequence[tuple[LocalAccount, Target]], *, timeout: float = 120.0
+    ) -> list[TxReceipt]:
+        """Send every ``(sender, to)`` (as :meth:`send`) without waiting, then wait for them
+        all: transactions that do not depend on one another, mined together in as few blocks
+        as the node packs them. The receipts, in order; the first failure raises."""
+        hashes = [self.send(sender, to) for sender, to in calls]
+        return [self.wait(tx_hash, timeout) for tx_hash in hashes]
+
     def batch(
         self, calls: Sequence[tuple[str, list[Any]]], *, return_errors: bool = False
     ) -> list[Any]:

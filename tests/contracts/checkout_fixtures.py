@@ -240,6 +240,5 @@ def deploy_world(chain: Chain, accounts: list, *, fee_bps: int = 250) -> World:
         send.append((payer, token.functions.approve(checkout.address, 2**256 - 1)))
         send.append((owner, plain.functions.transfer(payer.address, FUNDS)))
         send.append((payer, plain.functions.approve(checkout.address, 2**256 - 1)))
-    for sender, fn in send:
-        chain.transact(sender, fn)
+    chain.transact_all(send)
     return World(chain, accounts, registry, checkout, token, plain)

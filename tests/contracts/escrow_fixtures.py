@@ -176,8 +176,7 @@ def deploy_sales(chain: Chain, accounts: list, *, fee_bps: int = FEE_BPS) -> Sal
         send.append((owner, token.functions.mint(party.address, FUNDS)))
         send.append((party, token.functions.approve(escrow.address, 2**256 - 1)))
         send.append((party, vehicles.f.setApprovalForAll(escrow.address, True)))
-    for sender, fn in send:
-        chain.transact(sender, fn)
+    chain.transact_all(send)
     return Sales(chain, accounts, merchants, vehicles, token, escrow)
 
 

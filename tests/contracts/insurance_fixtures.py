@@ -171,6 +171,5 @@ def deploy_insurance(chain: Chain, accounts: list, *, fee_bps: int = FEE_BPS) ->
     for party in (accounts[ALICE], accounts[BOB], accounts[INSURER]):
         send.append((owner, token.functions.mint(party.address, FUNDS)))
         send.append((party, token.functions.approve(insurance.address, 2**256 - 1)))
-    for sender, fn in send:
-        chain.transact(sender, fn)
+    chain.transact_all(send)
     return Insurance(chain, accounts, merchants, vehicles, token, insurance)

@@ -150,6 +150,5 @@ def deploy_fines(chain: Chain, accounts: list) -> Fines:
     for payer in (accounts[ALICE], accounts[BOB]):
         send.append((owner, token.functions.mint(payer.address, FUNDS)))
         send.append((payer, token.functions.approve(fines.address, 2**256 - 1)))
-    for sender, fn in send:
-        chain.transact(sender, fn)
+    chain.transact_all(send)
     return Fines(chain, accounts, merchants, vehicles, fines, token)

@@ -185,8 +185,7 @@ def deploy_wallet_world(chain: Chain, accounts: list) -> WalletWorld:
         (owner, token.functions.configureMinter(owner.address, 2**200)),
         (owner, token.functions.mint(wallet.address, FUNDS)),
     ]
-    for sender, fn in send:
-        chain.transact(sender, fn)
+    chain.transact_all(send)
     return WalletWorld(
         chain, accounts, merchants, checkout, token, vehicles.registry, title, wallet
     )
