@@ -29,6 +29,7 @@ from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.platform import currency_tokens
 from carpay.services.policies import Policies
 from carpay.services.transfers import Transfers
+from carpay.services.vehicle_wallets import ChainWalletView, VehicleWallets
 from carpay.services.vehicles import Vehicles
 from carpay.services.webhooks import Webhooks
 from carpay.settings import Settings
@@ -69,6 +70,7 @@ class ApiServices:
     _policies: Policies | None = None
     _vehicles: Vehicles | None = None
     _escrows: Escrows | None = None
+    _vehicle_wallets: VehicleWallets | None = None
 
     def _deployed(self, what: str, name: str) -> str:
         if self.chain is None:
@@ -170,6 +172,17 @@ class ApiServices:
         return self._escrows
 
     @property
+    def vehicle_wallets(self) -> VehicleWallets:
+        """Vehicle wallets' limits and controls from their owners' keys of ``keyring``."""
+        if self._vehicle_wallets is None:
+            if self.chain is None:
+                raise ServiceUnavailable("no node is configured: vehicle wallets are unavailable")
+            self._vehicle_wallets = VehicleWallets(
+                self._keys(), ChainWalletView(self.chain), currencies=self._currencies()
+            )
+        return self._vehicle_wallets
+
+    @property
     def vehicles(self) -> Vehicles:
         """Titles minted from the registrars' keys of ``keyring`` (built once)."""
         if self._vehicles is None:
@@ -211,6 +224,7 @@ def create_app(
         policies,
         rpc,
         transfers,
+        vehicle_wallets,
         vehicles,
         webhooks,
     )
@@ -244,7 +258,7 @@ def create_app(
     app.state.platform = platform
     install_problem_handlers(app)
     routers = (transfers, payments, merchant_checkout, fines, merchants, outbox, webhooks)
-    routers += (policies, vehicles, escrows, api_keys)
+    routers += (policies, vehicles, escrows, vehicle_wallets, api_keys)
     for module in (*routers, ledger):
         app.include_router(module.router, prefix="/v1")
     app.include_router(rpc.router)
