@@ -23,7 +23,13 @@ from carpay.accounts.platform import operator_account, relayer_account
 from carpay.chain import Chain
 from carpay.errors import ChainError, ConfigError, DeploymentNotFound
 from carpay.ledger import Database, Indexer
-from carpay.services.platform import CURRENCIES, Platform, deploy_platform, seed_demo
+from carpay.services.platform import (
+    CURRENCIES,
+    DEMO_VINS,
+    Platform,
+    deploy_platform,
+    seed_demo,
+)
 from carpay.settings import Settings
 
 __all__ = ["DevKeys", "reindex", "serve", "up"]
@@ -81,10 +87,10 @@ def _run(
     port: int,
     announce: Callable[[str], None],
     keyring: Keyring | None = None,
-    demo_merchants: Sequence[str] = (),
+    demo_participants: Sequence[str] = (),
 ) -> None:
     """Serve ``platform`` on ``chain``, acting for the participants whose keys ``keyring``
-    holds; with ``demo_merchants``, the demo API key speaks for them."""
+    holds; the demo API key speaks for ``demo_participants``."""
     import uvicorn
 
     from carpay.api.app import create_app
@@ -96,8 +102,8 @@ def _run(
 
     db = Database.from_settings(settings)
     db.upgrade()
-    if demo_merchants:
-        _demo_api_key(db, settings, chain, demo_merchants, announce)
+    if demo_participants:
+        _demo_api_key(db, settings, chain, demo_participants, announce)
     stop = threading.Event()
     indexer = Indexer(db, chain, platform.watched())
     indexer.add_projection(ChainNotifier(Webhooks()))
@@ -138,18 +144,19 @@ def _demo_api_key(
     db: Database,
     settings: Settings,
     chain: Chain,
-    merchants: Sequence[str],
+    participants_: Sequence[str],
     announce: Callable[[str], None],
 ) -> None:
     """An admin API key of the owner ``demo``, made once, kept in ``<data_dir>/demo-api-key``
     (readable by its owner only): the secret is never printed. ``demo`` speaks for the demo
-    ``merchants``, so its webhooks hear of their payments."""
+    merchants and vehicle owners (``participants_``), so its webhooks hear of the merchants'
+    payments and it may act for the owners (pay a fine, accept the offered policy)."""
     path = Path(settings.data_dir) / "demo-api-key"
     if not path.exists():
         with db.begin() as session:
             new = ApiKeys().create(session, name="demo", owner="demo", scopes=["admin"])
-            for merchant in merchants:
-                participants.link(session, owner="demo", chain_id=chain.chain_id, address=merchant)
+            for address in participants_:
+                participants.link(session, owner="demo", chain_id=chain.chain_id, address=address)
             path.touch(mode=0o600)
             path.write_text(new.secret + "\n")
     announce(f"carpay: demo API key (admin) in {path}")
@@ -184,6 +191,7 @@ def up(
         for code, address in platform.tokens.items():
             announce(f"carpay: currency token {code} at {address}")
         announce(f"carpay: checkout at {platform.checkout}, merchants at {platform.registry}")
+        owners = list(node.accounts[: len(DEMO_VINS)]) if demo else []
         if demo:
             holders = [a.address for a in node.accounts]
             seed_demo(chain, platform, operator, holders=holders, merchants=keys.merchants)
@@ -197,8 +205,9 @@ def up(
             platform,
             port=settings.api_port if port is None else port,
             announce=announce,
-            keyring=Keyring(keys.merchants),  # development keys: the platform may use them
-            demo_merchants=[m.address for m in keys.merchants] if demo else (),
+            # Development keys: the platform may use them. The demo vehicles' owners too.
+            keyring=Keyring([*keys.merchants, *owners]),
+            demo_participants=[a.address for a in (*keys.merchants, *owners)] if demo else (),
         )
     finally:
         node.stop()

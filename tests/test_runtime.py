@@ -14,7 +14,7 @@ import pytest
 
 from carpay.chain import Chain
 from carpay.chain.node.node import dev_accounts
-from carpay.services.platform import CATEGORIES, DEMO_BALANCE
+from carpay.services.platform import CATEGORIES, DEMO_BALANCE, DEMO_VINS
 from carpay.testing import free_port, wait_for_rpc
 
 DEV_ACCOUNT_3 = dev_accounts(count=4)[3].address
@@ -103,10 +103,25 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
         ).json()
         assert sorted(b["token"] for b in balances) == sorted(a.lower() for a in tokens.values())
         assert {b["balance"] for b in balances} == {DEMO_BALANCE}
-        # The demo key speaks for the nine demo merchants: its webhooks hear of their takings.
+        # The demo key speaks for the nine demo merchants (its webhooks hear of their takings)
+        # and the demo vehicles' owners: it pays the first one's fine from its held key.
         with sqlite3.connect(data_dir / "carpay.sqlite3") as db:
             owners = db.execute("SELECT owner, count(*) FROM participant_accounts GROUP BY owner")
-            assert owners.fetchall() == [("demo", len(CATEGORIES))]
+            assert owners.fetchall() == [("demo", len(CATEGORIES) + len(DEMO_VINS))]
+        api = f"http://127.0.0.1:{first.port}/v1"
+        demo = {"Authorization": f"Bearer {secret}"}
+        payer = dev_accounts(count=1)[0].address
+        paid = httpx.post(
+            f"{api}/fines/1/pay", json={"payer": payer}, headers=demo | {"Idempotency-Key": "f1"}
+        )
+        assert paid.status_code == 201, paid.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            intent = httpx.get(f"{api}/outbox/{paid.json()['id']}", headers=demo).json()
+            if intent["state"] in ("confirmed", "failed"):
+                break
+            time.sleep(0.2)
+        assert intent["state"] == "confirmed", intent
     finally:
         code = first.interrupt()
         first.kill()
@@ -122,7 +137,8 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
     finally:
         assert second.interrupt() == 0
         second.kill()
-    assert _indexed_transfers(data_dir) == DEMO_MINTS  # resumed: nothing counted twice
+    # Resumed: nothing counted twice (the mints and the fine's payment).
+    assert _indexed_transfers(data_dir) == DEMO_MINTS + 1
 
 
 def test_reindex_rebuilds_the_same_tables_from_the_chain(tmp_path):
