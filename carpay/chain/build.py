@@ -17,7 +17,14 @@ from typing import Any
 
 from carpay.errors import ContractBuildError
 
-__all__ = ["BUILD_DIR", "CONTRACTS_DIR", "CompiledContract", "compile_contract", "contract"]
+__all__ = [
+    "BUILD_DIR",
+    "CONTRACTS_DIR",
+    "CompiledContract",
+    "blueprint",
+    "compile_contract",
+    "contract",
+]
 
 #: Where carpay's own contracts live: one ``<name>.vy`` per contract.
 CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "contracts"
@@ -36,6 +43,15 @@ class CompiledContract:
     abi: list[dict[str, Any]] = field(repr=False)
     bytecode: bytes = field(repr=False)
     runtime_bytecode: bytes = field(repr=False)
+
+
+def blueprint(compiled: CompiledContract) -> CompiledContract:
+    """``compiled`` as an ERC-5202 blueprint: deploying it stores the contract's init code
+    behind the ``0xFE7100`` preamble, for ``create_from_blueprint`` (whose default code
+    offset skips the preamble). Exactly what ``vyper -f blueprint_bytecode`` gives."""
+    stored = b"\xfe\x71\x00" + compiled.bytecode
+    deployer = b"\x61" + len(stored).to_bytes(2, "big") + b"\x3d\x81\x60\x0a\x3d\x39\xf3"
+    return CompiledContract(f"{compiled.name}_blueprint", [], deployer + stored, stored)
 
 
 def compile_contract(
