@@ -177,8 +177,15 @@ class ApiServices:
         if self._vehicle_wallets is None:
             if self.chain is None:
                 raise ServiceUnavailable("no node is configured: vehicle wallets are unavailable")
+            try:
+                factory = self.chain.deployment("vehicle_wallet_factory").address
+            except DeploymentNotFound:
+                factory = None  # a deployment older than the factory: existing wallets only
             self._vehicle_wallets = VehicleWallets(
-                self._keys(), ChainWalletView(self.chain), currencies=self._currencies()
+                self._keys(),
+                ChainWalletView(self.chain),
+                currencies=self._currencies(),
+                factory=factory,
             )
         return self._vehicle_wallets
 

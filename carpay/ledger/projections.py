@@ -258,12 +258,18 @@ def _placed_hold(session: Session, chain_id: int, hold_id: str) -> dict[str, Any
 
 # -- vehicles ------------------------------------------------------------------------------
 
-_VEHICLE_CONTRACTS = ("vehicle_registry", "traffic_fines", "vehicle_escrow", "insurance")
+_VEHICLE_CONTRACTS = (
+    "vehicle_registry",
+    "traffic_fines",
+    "vehicle_escrow",
+    "insurance",
+    "vehicle_wallet_factory",
+)
 
 
 def project_vehicles(session: Session, chain_id: int, events: list[dict[str, Any]]) -> None:
     """Every event about a title (its transfers, liens, service records, fines, sales by escrow,
-    insurance policies and claims) into the vehicle's record."""
+    insurance policies and claims, its wallet) into the vehicle's record."""
     rows = []
     for event in events:
         if event["contract"] not in _VEHICLE_CONTRACTS:

@@ -38,6 +38,7 @@ __all__ = [
     "merchant_payments",
     "merchant_settlement",
     "merchants",
+    "payer_payments",
     "policies",
     "transaction",
     "transfers",
@@ -93,6 +94,16 @@ def merchants(
 
 def merchant(session: Session, chain_id: int, address: str) -> LedgerMerchant | None:
     return session.get(LedgerMerchant, (chain_id, address.lower()))
+
+
+def payer_payments(
+    session: Session, chain_id: int, payer: str, *, limit: int = 50, after: int | None = None
+) -> Page[LedgerPayment]:
+    """What ``payer`` paid through checkout (invoices, and the captures of its holds): a
+    vehicle wallet's spends."""
+    p = LedgerPayment
+    stmt = sa.select(p).where(p.chain_id == chain_id, p.payer == payer.lower())
+    return paginate(session, stmt, p.id, limit=limit, after=after)
 
 
 def merchant_payments(
@@ -207,8 +218,8 @@ def transaction(
 
 def vehicle(session: Session, chain_id: int, title: int) -> dict[str, Any] | None:
     """A vehicle's full record from its title's events: VIN, owners in order, the open lien,
-    service history, fines and insurance policies with their state (None if the title was
-    never seen)."""
+    service history, fines and insurance policies with their state, its wallet (None if the
+    title was never seen)."""
     r = LedgerVehicleRecord
     rows = list(
         session.scalars(
@@ -226,6 +237,7 @@ def vehicle(session: Session, chain_id: int, title: int) -> dict[str, Any] | Non
         "service": [],
         "fines": [],
         "policies": [],
+        "wallet": None,
     }
     fines: dict[str, dict[str, Any]] = {}
     policies: dict[str, dict[str, Any]] = {}
@@ -271,6 +283,8 @@ def vehicle(session: Session, chain_id: int, title: int) -> dict[str, Any] | Non
             fine["paid"] = int(data["paid"]) if row.kind == "FinePaid" else None
         elif row.contract == "insurance":
             _policy_event(policies, row.kind, data, at)
+        elif row.kind == "WalletCreated":
+            record["wallet"] = {"wallet": data["wallet"], "created_by": data["creator"], **at}
     record["fines"] = list(fines.values())
     record["policies"] = list(policies.values())
     return record

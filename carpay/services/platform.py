@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 
-from carpay.chain import Chain, contract
+from carpay.chain import Chain, build, contract
 from carpay.errors import DeploymentNotFound, ValidationFailed
 from carpay.ledger.indexer import Watched
 from carpay.services.outbox import checksum
@@ -96,6 +96,7 @@ class Platform:
     fines: str | None = None
     escrow: str | None = None
     insurance: str | None = None
+    wallets: str | None = None  # the vehicle wallet factory
 
     def watched(self) -> list[Watched]:
         """The contracts the indexer follows."""
@@ -115,6 +116,9 @@ class Platform:
             items.append(Watched(self.escrow, "vehicle_escrow", contract("vehicle_escrow").abi))
         if self.insurance:
             items.append(Watched(self.insurance, "insurance", contract("insurance").abi))
+        if self.wallets:
+            factory = contract("vehicle_wallet_factory").abi
+            items.append(Watched(self.wallets, "vehicle_wallet_factory", factory))
         return items
 
 
@@ -183,7 +187,15 @@ def deploy_platform(
     insurance = _deployed(chain, "insurance") or chain.deploy(
         "insurance", registry, vehicles, sender=owner
     )
-    return Platform(registry, checkout, tokens, vehicles, fines, escrow, insurance)
+    wallets = _deployed(chain, "vehicle_wallet_factory")
+    if wallets is None:
+        blueprint = _deployed(chain, "vehicle_wallet_blueprint") or chain.deploy(
+            build.blueprint(contract("vehicle_wallet")), sender=owner
+        )
+        wallets = chain.deploy(
+            "vehicle_wallet_factory", blueprint, vehicles, registry, checkout, sender=owner
+        )
+    return Platform(registry, checkout, tokens, vehicles, fines, escrow, insurance, wallets)
 
 
 def seed_demo(

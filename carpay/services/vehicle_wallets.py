@@ -1,4 +1,5 @@
-"""Vehicle wallets: the owner of a car sets what its device key may spend, and controls it.
+"""Vehicle wallets: the owner of a car creates its wallet, sets what its device key may
+spend, and controls it.
 
 A vehicle wallet (``vehicle_wallet``) is a smart account of one vehicle: its device key pays
 merchants of the categories the owner allows, within per-category daily limits and a
@@ -16,13 +17,15 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from sqlalchemy.orm import Session
 
-from carpay.errors import Conflict, NotFound, ValidationFailed
+from carpay.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
 from carpay.services.outbox import Outbox, checksum
 from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.platform import CATEGORIES, require_currency
+from carpay.services.vin import title_of, validate_vin
 
-__all__ = ["MAX_LIMIT", "ChainWalletView", "VehicleWallets"]
+__all__ = ["CREATE_KIND", "MAX_LIMIT", "ChainWalletView", "VehicleWallets"]
 
 #: The largest limit ``vehicle_wallet`` takes.
 MAX_LIMIT = 2**128 - 1
@@ -31,6 +34,8 @@ _ALLOW = function_signature_to_4byte_selector("allowCategory(uint8,bool)")
 _FREEZE = function_signature_to_4byte_selector("freeze()")
 _UNFREEZE = function_signature_to_4byte_selector("unfreeze()")
 _ROTATE = function_signature_to_4byte_selector("rotateDeviceKey(address)")
+_CREATE = function_signature_to_4byte_selector("createWallet(uint256,address)")
+CREATE_KIND = "wallet_create"
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -85,11 +90,61 @@ class VehicleWallets:
     """Sets the limits of vehicle wallets and controls them, from their owners' keys."""
 
     def __init__(
-        self, keys: ParticipantKeys, view: ChainWalletView, *, currencies: frozenset[str]
+        self,
+        keys: ParticipantKeys,
+        view: ChainWalletView,
+        *,
+        currencies: frozenset[str],
+        factory: str | None = None,
     ) -> None:
         self.keys = keys
         self.view = view
         self.currencies = currencies
+        self.factory = None if factory is None else checksum(factory, "factory")
+
+    def create(
+        self,
+        session: Session,
+        *,
+        owner: str,
+        holder: str,
+        vin: str,
+        device_key: str,
+        reference: str | None = None,
+    ) -> OutboxIntent:
+        """The vehicle's owner ``holder`` creates the wallet of ``vin`` with the car's
+        ``device_key`` (the zero address: none yet), through the platform's factory; it spends
+        nothing until the owner sets limits and allows categories. Its address is in the
+        vehicle's record once indexed."""
+        if self.factory is None:
+            raise ServiceUnavailable("the vehicle wallet factory is not deployed on this chain")
+        vin = validate_vin(vin)
+        outbox = self.keys.outbox(session, owner, holder, "holder")
+        device_key = checksum(device_key, "device_key")
+        title = title_of(vin)
+        vehicle = queries.vehicle(session, self.keys.chain_id, title)
+        if vehicle is None or vehicle["owner"] is None:
+            raise NotFound(f"no vehicle {vin}")
+        if vehicle["owner"] != outbox.sender.lower():
+            raise Conflict(f"{outbox.sender} does not own {vin}")
+        if vehicle["wallet"] is not None:
+            raise Conflict(f"{vin} has a wallet: {vehicle['wallet']['wallet']}")
+        if outbox.exists(session, kind=CREATE_KIND, title=str(title)):
+            raise Conflict(f"the wallet of {vin} is being created already")
+        return outbox.enqueue(
+            session,
+            kind=CREATE_KIND,
+            owner=owner,
+            to=self.factory,
+            data=_CREATE + encode(["uint256", "address"], [title, device_key]),
+            details={
+                "holder": outbox.sender,
+                "vin": vin,
+                "title": str(title),
+                "device_key": device_key,
+            },
+            reference=reference,
+        )
 
     def get(self, wallet: str, *, details: bool = True) -> dict[str, Any]:
         """The wallet's owner, device key and state; with ``details``, its allowed categories

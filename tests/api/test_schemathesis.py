@@ -64,6 +64,7 @@ def test_every_operation_answers_as_documented(api_schema, admin):
             "POST /v1/escrows/{escrow_id}/title",
             "POST /v1/escrows/{escrow_id}/{action}",
             "GET /v1/vehicle-wallets/{wallet}",
+            "POST /v1/vehicle-wallets",
             "POST /v1/vehicle-wallets/{wallet}/limits",
             "POST /v1/vehicle-wallets/{wallet}/categories",
             "POST /v1/vehicle-wallets/{wallet}/frozen",

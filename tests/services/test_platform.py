@@ -50,6 +50,7 @@ def test_deploys_once_and_wires_the_contracts(node_url, tmp_path, keys):
         "traffic_fines",
         "vehicle_escrow",
         "insurance",
+        "vehicle_wallet_factory",
     }
     vehicles = chain.contract("vehicle_registry", platform.vehicles)
     assert vehicles.functions.isRegistrar(platform.escrow).call() is True
@@ -58,6 +59,13 @@ def test_deploys_once_and_wires_the_contracts(node_url, tmp_path, keys):
     insurance = chain.contract("insurance", platform.insurance)
     assert insurance.functions.merchants().call() == platform.registry
     assert insurance.functions.vehicles().call() == platform.vehicles
+    wallets = chain.contract("vehicle_wallet_factory", platform.wallets).functions
+    assert (wallets.vehicles().call(), wallets.merchants().call()) == (
+        platform.vehicles,
+        platform.registry,
+    )
+    assert wallets.checkout().call() == platform.checkout
+    assert chain.w3.eth.get_code(wallets.blueprint().call())[:3] == b"\xfe\x71\x00"  # ERC-5202
 
 
 def test_demo_data_funds_every_holder_and_registers_every_category(node_url, tmp_path, keys):

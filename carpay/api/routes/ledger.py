@@ -220,6 +220,26 @@ def get_merchant_payments(
 
 
 @router.get(
+    "/vehicle-wallets/{address}/spends",
+    response_model=List[PaymentOut],
+    summary="What a vehicle wallet paid",
+)
+def get_wallet_spends(
+    address: AddressPath,
+    request: Request,
+    limit: Limit = 50,
+    after: After = None,
+    _: Principal = reader,
+) -> dict:
+    """The invoices a vehicle wallet paid and the captures of its holds, newest first."""
+    with platform(request).db.begin() as session:
+        page = queries.payer_payments(
+            session, _chain_id(request), address, limit=limit, after=after
+        )
+        return page_of(page, row_dict)
+
+
+@router.get(
     "/merchants/{address}/settlement",
     response_model=list[SettlementOut],
     summary="A merchant's takings per token over a period",
@@ -267,6 +287,7 @@ class VehicleOut(BaseModel):
     service: list[dict[str, Any]]
     fines: list[dict[str, Any]]
     policies: list[dict[str, Any]]
+    wallet: dict[str, Any] | None = None
 
 
 @router.get(

@@ -31,6 +31,12 @@ _POST = {
 }
 
 
+class WalletCreate(_In):
+    holder: str = Field(description="the vehicle's owner", **_ADDRESS)
+    vin: str = Field(min_length=17, max_length=17, description="the vehicle's VIN (ISO 3779)")
+    device_key: str = Field(description="the car's key (the zero address: none yet)", **_ADDRESS)
+
+
 class Limits(_In):
     token: str = Field(description="the currency token the limits are in", **_ADDRESS)
     category: Category
@@ -60,6 +66,27 @@ class WalletOut(BaseModel):
     frozen: bool
     categories: list[str]
     limits: list[dict[str, Any]]
+
+
+@router.post("/vehicle-wallets", summary="Create a vehicle's wallet", **_POST)
+def create_wallet(
+    body: WalletCreate,
+    request: Request,
+    principal: Annotated[Principal, _WRITE],
+    idempotency_key: IdempotencyKey,
+) -> Response:
+    """The vehicle's owner creates its one wallet (kind ``wallet_create``); the vehicle's record
+    (``/v1/vehicles/{vin}``) shows its address once indexed."""
+    return send_intent(
+        request,
+        principal,
+        idempotency_key,
+        body,
+        IntentOut,
+        lambda session: platform(request).vehicle_wallets.create(
+            session, owner=principal.owner, reference=idempotency_key, **body.model_dump()
+        ),
+    )
 
 
 @router.get(
