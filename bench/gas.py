@@ -22,7 +22,7 @@ from eth_account import Account
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from carpay.chain import Chain, compile_contract  # noqa: E402
+from carpay.chain import Chain, build, compile_contract  # noqa: E402
 from carpay.chain.node import Node, dev_accounts  # noqa: E402
 from carpay.testing import Anvil  # noqa: E402
 from carpay.testing.signing import (  # noqa: E402
@@ -202,6 +202,24 @@ def measure_vehicles(chain: Chain) -> dict[str, float]:
     rows["vehicle wallet: rotate device key"] = gas(
         v[ALICE], v.f.rotateDeviceKey(v[NEW_DEVICE].address)
     )
+    blueprint = chain.deploy(build.blueprint(build.contract("vehicle_wallet")), sender=v[OWNER])
+    factory = chain.contract(
+        "vehicle_wallet_factory",
+        chain.deploy(
+            "vehicle_wallet_factory",
+            blueprint,
+            v.vehicles.address,
+            v.merchants.address,
+            v.checkout.address,
+            sender=v[OWNER],
+        ),
+    )
+    second = v.vehicles.functions.mintTitle(v[ALICE].address, VINS[1])
+    chain.transact(v[REGISTRAR], second)
+    create = factory.functions.createWallet(
+        v.vehicles.functions.titleOf(VINS[1]).call(), v[DEVICE].address
+    )
+    rows["vehicle wallet: create (factory)"] = gas(v[ALICE], create)
 
     i = deploy_insurance(chain, accounts)
     car = i.vehicles.mint(VINS[0], ALICE)
