@@ -26,7 +26,7 @@ from carpay.ledger.models import OutboxIntent
 from carpay.services.outbox import Outbox, checksum
 from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.platform import require_currency
-from carpay.services.vin import title_of, validate_vin
+from carpay.services.vin import validate_vin, vehicle_of
 
 __all__ = ["ACTIONS", "MAX_PRICE", "Escrows"]
 
@@ -100,12 +100,7 @@ class Escrows:
             raise _invalid("price_minor", f"price_minor must be from 1 to {MAX_PRICE}")
         if not self._now() < deadline <= MAX_DEADLINE:
             raise _invalid("deadline", "the deadline must be in the future")
-        title = title_of(vin)
-        vehicle = queries.vehicle(session, self.keys.chain_id, title)
-        if vehicle is None or vehicle["owner"] is None:
-            raise NotFound(f"no vehicle {vin}")
-        if vehicle["owner"] != seller.lower():
-            raise Conflict(f"the seller {seller} does not own {vin}")
+        title, _vehicle = vehicle_of(session, self.keys.chain_id, vin, owner=seller, role="seller")
         data = _CREATE + encode(
             ["uint256", "address", "address", "uint256", "uint256", "address"],
             [title, buyer, token, price_minor, deadline, arbiter],

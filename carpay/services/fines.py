@@ -27,7 +27,7 @@ from carpay.ledger.tables import LedgerVehicleRecord
 from carpay.services.outbox import checksum
 from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.platform import require_currency
-from carpay.services.vin import title_of, validate_vin
+from carpay.services.vin import validate_vin, vehicle_of
 
 __all__ = ["ISSUE_KIND", "MAX_AMOUNT", "MAX_LATE_FEE", "PAY_KIND", "WAIVE_KIND", "Fines"]
 
@@ -92,9 +92,7 @@ class Fines:
         if not 0 <= reason < 2**16:
             raise _invalid("reason", "reason must be from 0 to 65535")
         self.keys.require_active(session, authority, "authority")
-        title = title_of(vin)
-        if queries.vehicle(session, self.keys.chain_id, title) is None:
-            raise NotFound(f"no vehicle {vin}")
+        title, _vehicle = vehicle_of(session, self.keys.chain_id, vin)
         data = _ISSUE + encode(
             ["uint256", "address", "uint256", "uint256", "uint256", "uint16"],
             [title, token, amount_minor, late_fee_minor, due, reason],

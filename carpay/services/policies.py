@@ -25,7 +25,7 @@ from carpay.ledger.models import OutboxIntent
 from carpay.services.outbox import checksum
 from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.platform import require_currency
-from carpay.services.vin import title_of, validate_vin
+from carpay.services.vin import validate_vin, vehicle_of
 
 __all__ = [
     "ACCEPT_KIND",
@@ -106,9 +106,7 @@ class Policies:
         if not self._now() < expiry < 2**64:
             raise _invalid("expiry", "the offer's expiry must be in the future")
         self.keys.require_active(session, outbox.sender, "insurer")
-        title = title_of(vin)
-        if queries.vehicle(session, self.keys.chain_id, title) is None:
-            raise NotFound(f"no vehicle {vin}")
+        title, _vehicle = vehicle_of(session, self.keys.chain_id, vin)
         data = _OFFER + encode(
             ["uint256", "address", "uint256", "uint256", "uint256", "uint16", "uint256"],
             [title, token, premium_minor, term, grace, refund_bps, expiry],

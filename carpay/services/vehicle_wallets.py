@@ -18,12 +18,11 @@ from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from sqlalchemy.orm import Session
 
 from carpay.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
-from carpay.ledger import queries
 from carpay.ledger.models import OutboxIntent
 from carpay.services.outbox import Outbox, checksum
 from carpay.services.participant_keys import ParticipantKeys
 from carpay.services.platform import CATEGORIES, require_currency
-from carpay.services.vin import title_of, validate_vin
+from carpay.services.vin import validate_vin, vehicle_of
 
 __all__ = ["CREATE_KIND", "MAX_LIMIT", "ChainWalletView", "VehicleWallets"]
 
@@ -121,12 +120,9 @@ class VehicleWallets:
         vin = validate_vin(vin)
         outbox = self.keys.outbox(session, owner, holder, "holder")
         device_key = checksum(device_key, "device_key")
-        title = title_of(vin)
-        vehicle = queries.vehicle(session, self.keys.chain_id, title)
-        if vehicle is None or vehicle["owner"] is None:
-            raise NotFound(f"no vehicle {vin}")
-        if vehicle["owner"] != outbox.sender.lower():
-            raise Conflict(f"{outbox.sender} does not own {vin}")
+        title, vehicle = vehicle_of(
+            session, self.keys.chain_id, vin, owner=outbox.sender, role="holder"
+        )
         if vehicle["wallet"] is not None:
             raise Conflict(f"{vin} has a wallet: {vehicle['wallet']['wallet']}")
         if outbox.exists(session, kind=CREATE_KIND, title=str(title)):

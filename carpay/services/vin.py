@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from eth_utils import keccak
+from sqlalchemy.orm import Session
 
-from carpay.errors import InvalidVin
+from carpay.errors import Conflict, InvalidVin, NotFound
+from carpay.ledger import queries
 
-__all__ = ["VIN_LENGTH", "check_digit", "is_north_american", "title_of", "validate_vin"]
+__all__ = [
+    "VIN_LENGTH",
+    "check_digit",
+    "is_north_american",
+    "title_of",
+    "validate_vin",
+    "vehicle_of",
+]
 
 #: Every VIN has 17 characters.
 VIN_LENGTH = 17
@@ -74,3 +85,18 @@ def _invalid(msg: str) -> InvalidVin:
 def title_of(vin: str) -> int:
     """The title id the vehicle registry gives ``vin``: ``uint256(keccak256(vin))``."""
     return int.from_bytes(keccak(text=vin), "big")
+
+
+def vehicle_of(
+    session: Session, chain_id: int, vin: str, *, owner: str | None = None, role: str = "owner"
+) -> tuple[int, dict[str, Any]]:
+    """The title id and the ledger's record of the titled vehicle ``vin``: :class:`NotFound`
+    if it was never titled; with ``owner``, :class:`Conflict` unless ``owner`` (the request's
+    ``role``) owns it now."""
+    title = title_of(vin)
+    vehicle = queries.vehicle(session, chain_id, title)
+    if vehicle is None or vehicle["owner"] is None:
+        raise NotFound(f"no vehicle {vin}")
+    if owner is not None and vehicle["owner"] != owner.lower():
+        raise Conflict(f"the {role} {owner} does not own {vin}")
+    return title, vehicle

@@ -112,6 +112,12 @@ def admin(database) -> dict[str, str]:
 
 
 @pytest.fixture
+def m1(database) -> dict[str, str]:
+    """Headers of an API key of the owner ``m1``, who moves money and reads the ledger."""
+    return bearer(make_key(database, "payments:write", "transfers:read", "ledger:read", owner="m1"))
+
+
+@pytest.fixture
 def live_url(app) -> Iterator[str]:
     """The app served by uvicorn on a free port: real HTTP, real threads."""
     port = free_port()

@@ -51,11 +51,6 @@ def keyring():
     return Keyring([AUTHORITY, SHOP])
 
 
-@pytest.fixture
-def m1(database):
-    return bearer(make_key(database, "payments:write", "transfers:read", "ledger:read", owner="m1"))
-
-
 def _fine(chain, clock, **changes) -> dict:
     body = {
         "authority": AUTHORITY.address,

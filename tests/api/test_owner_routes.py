@@ -80,11 +80,6 @@ def keyring():
     return Keyring([DRIVER, BUYER])
 
 
-@pytest.fixture
-def m1(database):
-    return bearer(make_key(database, "payments:write", "transfers:read", "ledger:read", owner="m1"))
-
-
 def _balance(chain, account) -> int:
     return chain.token.functions.balanceOf(account.address).call()
 

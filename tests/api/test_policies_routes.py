@@ -57,11 +57,6 @@ def keyring():
     return Keyring([INSURER, SHOP])
 
 
-@pytest.fixture
-def m1(database):
-    return bearer(make_key(database, "payments:write", "transfers:read", "ledger:read", owner="m1"))
-
-
 def _offer(chain, clock, **changes) -> dict:
     body = {
         "insurer": INSURER.address,

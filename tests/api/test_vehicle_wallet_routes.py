@@ -77,11 +77,6 @@ def keyring():
     return Keyring([DRIVER])
 
 
-@pytest.fixture
-def m1(database):
-    return bearer(make_key(database, "payments:write", "transfers:read", "ledger:read", owner="m1"))
-
-
 def test_the_owner_sets_limits_the_car_pays_a_toll_then_is_frozen_and_rekeyed(
     client, m1, database, chain, clock, wallet
 ):
