@@ -1,10 +1,25 @@
-"""Shared fixtures: the peer nodes every chain-level test runs against."""
+"""Shared fixtures: the peer nodes every chain-level test runs against; the order files run in."""
 
 from __future__ import annotations
 
 import pytest
 
 from carpay.testing import Anvil
+
+#: Files of a few long tests each (a minute or more in all): run first, so that the workers
+#: (one file at a time each) end on short tests together instead of one of them on a long
+#: state machine while the others idle.
+_LONG_FILES = ("test_schemathesis.py", "test_durability.py", "test_runtime.py")
+
+
+def _long(item: pytest.Item) -> bool:
+    name = item.path.name
+    return name.endswith("_state.py") or name in _LONG_FILES
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long files first, each file's tests still in order (a stable sort)."""
+    items.sort(key=lambda item: not _long(item))
 
 
 @pytest.fixture(scope="session")
