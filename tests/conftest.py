@@ -8,7 +8,8 @@ from carpay.testing import Anvil
 
 #: Files of a few long tests each (a minute or more in all): run first, so that the workers
 #: (one file at a time each) end on short tests together instead of one of them on a long
-#: state machine while the others idle.
+#: state machine while the others idle. (pyproject's ``--no-loadscope-reorder`` keeps xdist
+#: from putting the files with the most tests first instead.)
 _LONG_FILES = ("test_schemathesis.py", "test_durability.py", "test_runtime.py")
 
 
