@@ -38,12 +38,9 @@ _CREATE = function_signature_to_4byte_selector(
 _FUND = function_signature_to_4byte_selector("fund(uint256)")
 _DEPOSIT = function_signature_to_4byte_selector("depositTitle(uint256,uint256,uint256,bytes)")
 #: The calls either party may make on an open escrow, and who may make each.
-ACTIONS = {
-    "settle": ("buyer", "seller"),
-    "dispute": ("buyer", "seller"),
-    "cancel": ("buyer", "seller"),
-    "reclaim": ("buyer", "seller"),
-}
+ACTIONS = ("settle", "dispute", "cancel", "reclaim")
+#: Who may take each of them: either party.
+PARTIES = ("buyer", "seller")
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -132,7 +129,7 @@ class Escrows:
         ``fund``)."""
         escrow = self._open(session, escrow_id)
         outbox = self._party(session, owner, escrow, "buyer")
-        if escrow["funded"] or self._in_flight(session, outbox, "escrow_fund", escrow_id):
+        if escrow["funded"] or outbox.exists(session, kind="escrow_fund", escrow_id=escrow_id):
             raise Conflict(f"escrow {escrow_id} is paid in already")
         price, token = escrow["price"], checksum(escrow["token"], "token")
         if self._balance(token, outbox.sender) < price:
@@ -170,7 +167,9 @@ class Escrows:
         ``depositTitle``); a liened title with its lender's signed payoff statement."""
         escrow = self._open(session, escrow_id)
         outbox = self._party(session, owner, escrow, "seller")
-        if escrow["deposited"] or self._in_flight(session, outbox, "escrow_deposit", escrow_id):
+        if escrow["deposited"] or outbox.exists(
+            session, kind="escrow_deposit", escrow_id=escrow_id
+        ):
             raise Conflict(f"escrow {escrow_id} holds the title already")
         title = int(escrow["title"])
         vehicle = queries.vehicle(session, self.keys.chain_id, title)
@@ -226,15 +225,15 @@ class Escrows:
         the relayer's estimate refuses the rest with the contract's reason, sending nothing."""
         if action not in ACTIONS:
             raise _invalid("action", f"action must be one of {', '.join(ACTIONS)}")
-        if party not in ACTIONS[action]:
-            raise _invalid("party", f"party must be one of {', '.join(ACTIONS[action])}")
+        if party not in PARTIES:
+            raise _invalid("party", f"party must be one of {', '.join(PARTIES)}")
         escrow = self._open(session, escrow_id)
         outbox = self._party(session, owner, escrow, party)
         if action == "reclaim" and self._now() <= escrow["deadline"]:
             raise Conflict(f"escrow {escrow_id} may be reclaimed only after its deadline")
         if action in ("settle", "dispute") and not (escrow["funded"] and escrow["deposited"]):
             raise Conflict(f"escrow {escrow_id} is waiting for the price or the title")
-        if self._in_flight(session, outbox, f"escrow_{action}", escrow_id):
+        if outbox.exists(session, kind=f"escrow_{action}", escrow_id=escrow_id):
             raise Conflict(f"escrow {escrow_id}: a {action} is in flight already")
         selector = function_signature_to_4byte_selector(f"{action}(uint256)")
         return outbox.enqueue(
@@ -263,7 +262,3 @@ class Escrows:
     def _party(self, session: Session, owner: str, escrow: dict, party: str) -> Outbox:
         """The outbox of the escrow's ``party``, if ``owner`` speaks for it."""
         return self.keys.outbox(session, owner, escrow[party], party)
-
-    @staticmethod
-    def _in_flight(session: Session, outbox: Outbox, kind: str, escrow_id: int) -> bool:
-        return outbox.exists(session, kind=kind, escrow_id=escrow_id)
