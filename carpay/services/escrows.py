@@ -37,9 +37,9 @@ _CREATE = function_signature_to_4byte_selector(
 )
 _FUND = function_signature_to_4byte_selector("fund(uint256)")
 _DEPOSIT = function_signature_to_4byte_selector("depositTitle(uint256,uint256,uint256,bytes)")
-#: The calls either party may make on an open escrow, and who may make each.
+#: The calls either party may make on an open escrow.
 ACTIONS = ("settle", "dispute", "cancel", "reclaim")
-#: Who may take each of them: either party.
+#: The parties, either of whom may take each of them.
 PARTIES = ("buyer", "seller")
 
 
