@@ -35,7 +35,7 @@ from carpay.ledger.tables import (
     LedgerTransaction,
 )
 
-__all__ = ["Indexer", "Watched"]
+__all__ = ["Creates", "Indexer", "Watched"]
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,25 @@ _ANCESTOR_STEP = 64
 
 
 @dataclass(frozen=True)
+class Creates:
+    """What a factory's ``event`` means: a new contract at its argument ``arg``, to be
+    followed too, its rows named ``name``, its events read with ``abi``."""
+
+    event: str
+    arg: str
+    name: str
+    abi: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
 class Watched:
-    """A contract the indexer follows: its address, a name for its rows, and its ABI."""
+    """A contract the indexer follows: its address, a name for its rows, and its ABI; for a
+    factory, the contracts it creates (followed from the block each is created in)."""
 
     address: str
     name: str
     abi: Sequence[Mapping[str, Any]]
+    creates: Creates | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,12 @@ class Indexer:
         self.start_block = start_block
         self._watched: dict[str, Watched] = {}
         self._specs: dict[str, dict[str, _EventSpec]] = {}
+        # Contracts the watched factories created: found in the logs by their events' topics,
+        # not by address, so that any number of them costs one query a round.
+        self._factories: dict[str, Creates] = {}
+        self._children: dict[str, Creates] = {}
+        self._child_topics: set[str] = set()
+        self._children_restored = False
         self._projections: list[Projection] = list(PROJECTIONS)
         for contract in watched:
             self.watch(contract)
@@ -163,6 +182,31 @@ class Indexer:
         address = contract.address.lower()
         self._watched[address] = contract
         self._specs[address] = _event_specs(contract.abi)
+        if contract.creates is not None:
+            self._factories[address] = contract.creates
+            self._child_topics |= set(_event_specs(contract.creates.abi))
+            self._children_restored = False
+
+    def _adopt(self, address: str, creates: Creates) -> None:
+        address = address.lower()
+        if address not in self._watched and address not in self._children:
+            self._children[address] = creates
+            self._specs[address] = _event_specs(creates.abi)
+
+    def _restore_children(self, chain_id: int) -> None:
+        """The contracts the factories created, as far as the ledger has seen them."""
+        with self.db.begin() as session:
+            for address, creates in self._factories.items():
+                rows = session.scalars(
+                    sa.select(LedgerEvent.args).where(
+                        LedgerEvent.chain_id == chain_id,
+                        LedgerEvent.address == address,
+                        LedgerEvent.event == creates.event,
+                    )
+                )
+                for args in rows:
+                    self._adopt(args[creates.arg], creates)
+        self._children_restored = True
 
     def add_projection(self, projection: Projection) -> None:
         """Also feed each round's events to ``projection``."""
@@ -193,6 +237,8 @@ class Indexer:
     def run_once(self) -> int:
         """One round: the number of events indexed, or -1 when there was nothing to do."""
         chain_id = self.chain_id
+        if not self._children_restored:
+            self._restore_children(chain_id)
         with self.db.begin() as session:
             cursor = session.get(IndexCursor, chain_id)
             cursor_at = (cursor.block_number, cursor.block_hash) if cursor else None
@@ -236,13 +282,52 @@ class Indexer:
             expected = block["hash"].lower()
         logs: list[dict[str, Any]] = []
         if self._watched:
-            spec = {"fromBlock": hex(start), "toBlock": hex(end), "address": list(self._watched)}
-            logs = self.chain.batch([("eth_getLogs", [spec])])[0]
+            span = {"fromBlock": hex(start), "toBlock": hex(end)}
+            calls = [("eth_getLogs", [{**span, "address": list(self._watched)}])]
+            if self._child_topics:
+                calls.append(("eth_getLogs", [{**span, "topics": [sorted(self._child_topics)]}]))
+            answers = self.chain.batch(calls)
+            logs = self._with_children(answers[0], answers[1] if len(answers) > 1 else [])
             hashes = {int(b["number"], 16): b["hash"].lower() for b in blocks}
             for entry in logs:
                 if hashes.get(int(entry["blockNumber"], 16)) != entry["blockHash"].lower():
                     return None
         return _Range(blocks, logs)
+
+    def _with_children(
+        self, watched: list[dict[str, Any]], candidates: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The watched contracts' logs and those of the contracts the factories created, in
+        chain order. A contract a factory creates in this range is followed from the
+        transaction that creates it (its constructor's events come before the factory's)."""
+
+        def position(entry: Mapping[str, Any]) -> tuple[int, int]:
+            return int(entry["blockNumber"], 16), int(entry["logIndex"], 16)
+
+        def transaction(entry: Mapping[str, Any]) -> tuple[int, int]:
+            return int(entry["blockNumber"], 16), int(entry["transactionIndex"], 16)
+
+        if not candidates:
+            return watched
+        born: dict[str, tuple[int, int]] = {}
+        for entry in watched:
+            address = entry["address"].lower()
+            creates = self._factories.get(address)
+            spec = self._specs[address].get(entry["topics"][0].lower()) if creates else None
+            if spec is not None and spec.name == creates.event:
+                child = spec.decode(entry["topics"], entry["data"])[creates.arg]
+                if child not in self._children and child not in self._watched:
+                    born.setdefault(child, transaction(entry))
+                    self._adopt(child, creates)
+        ours = {position(e) for e in watched}
+        theirs = [
+            e
+            for e in candidates
+            if (address := e["address"].lower()) in self._children
+            and position(e) not in ours
+            and transaction(e) >= born.get(address, (0, 0))
+        ]
+        return sorted([*watched, *theirs], key=position)
 
     # -- writing SQL -------------------------------------------------------------------------
 
@@ -294,7 +379,7 @@ class Indexer:
                     "tx_hash": entry["transactionHash"].lower(),
                     "log_index": int(entry["logIndex"], 16),
                     "address": address,
-                    "contract": self._watched[address].name,
+                    "contract": self._name(address),
                     "event": spec.name,
                     "args": spec.decode(topics, entry["data"]),
                     "timestamp": timestamps[number],
@@ -329,7 +414,16 @@ class Indexer:
                 now.block_number, now.block_hash = last["number"], last["hash"]
         return len(events)
 
+    def _name(self, address: str) -> str:
+        watched = self._watched.get(address)
+        return watched.name if watched is not None else self._children[address].name
+
     def _roll_back(self, chain_id: int, cursor_number: int) -> None:
+        # The factories' creations are learnt again from what the ledger keeps.
+        for address in self._children:
+            del self._specs[address]
+        self._children.clear()
+        self._children_restored = False
         ancestor = self._common_ancestor(chain_id, cursor_number)
         log.warning("indexer: reorg on chain %s, rolling back to block %s", chain_id, ancestor)
         with self.db.begin() as session:

@@ -106,6 +106,23 @@ def payer_payments(
     return paginate(session, stmt, p.id, limit=limit, after=after)
 
 
+def contract_events(
+    session: Session, chain_id: int, address: str, *, limit: int = 50, after: int | None = None
+) -> Page[LedgerEvent]:
+    """The events of the contract at ``address``, newest first: a vehicle wallet's activity
+    (its limits, categories, freezes, device keys, payments, holds and withdrawals)."""
+    e = LedgerEvent
+    stmt = sa.select(e).where(e.chain_id == chain_id, e.address == address.lower())
+    return paginate(session, stmt, e.id, limit=limit, after=after)
+
+
+def block_times(session: Session, chain_id: int, numbers: set[int]) -> dict[int, int]:
+    """The timestamps of the indexed blocks ``numbers``."""
+    b = LedgerBlock
+    stmt = sa.select(b.number, b.timestamp).where(b.chain_id == chain_id, b.number.in_(numbers))
+    return dict(session.execute(stmt).tuples().all())
+
+
 def merchant_payments(
     session: Session,
     chain_id: int,

@@ -94,6 +94,7 @@ class LedgerEvent(Base):
         sa.Index("ix_ledger_events_block", "chain_id", "block_number"),
         sa.Index("ix_ledger_events_name", "chain_id", "event", "id"),
         sa.Index("ix_ledger_events_tx", "chain_id", "tx_hash"),
+        sa.Index("ix_ledger_events_address", "chain_id", "address", "id"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 
 from carpay.chain import Chain, build, contract
 from carpay.errors import DeploymentNotFound, ValidationFailed
-from carpay.ledger.indexer import Watched
+from carpay.ledger.indexer import Creates, Watched
 from carpay.services.outbox import checksum
 from carpay.services.vin import validate_vin
 
@@ -118,7 +118,10 @@ class Platform:
             items.append(Watched(self.insurance, "insurance", contract("insurance").abi))
         if self.wallets:
             factory = contract("vehicle_wallet_factory").abi
-            items.append(Watched(self.wallets, "vehicle_wallet_factory", factory))
+            wallet = Creates(
+                "WalletCreated", "wallet", "vehicle_wallet", contract("vehicle_wallet").abi
+            )
+            items.append(Watched(self.wallets, "vehicle_wallet_factory", factory, wallet))
         return items
 
 

@@ -145,6 +145,24 @@ def test_the_owner_sets_limits_the_car_pays_a_toll_then_is_frozen_and_rekeyed(
     again = post(client, m1, f"{path}/frozen", {"frozen": True}, "k9")
     assert_problem(again, 409, "conflict")
 
+    # The wallet's story, newest first, from its creation on.
+    page = client.get(f"{path}/events", params={"limit": 4}, headers=m1).json()
+    rest = client.get(f"{path}/events", params={"after": page["next_after"]}, headers=m1).json()
+    assert not rest["has_more"]
+    story = [(e["event"], e["args"]) for e in page["data"] + rest["data"]]
+    assert [name for name, _ in story] == [
+        "DeviceKeyRotated",
+        "Frozen",
+        "InvoicePaid",
+        "CategoryAllowed",
+        "LimitsSet",
+        "DeviceKeyRotated",
+    ]
+    assert story[0][1]["device_key"] == BUYER.address.lower()
+    assert story[2][1]["amount"] == "3200000"
+    assert story[-1][1]["previous"] == "0x" + "00" * 20
+    assert all(e["timestamp"] > 0 for e in page["data"])
+
 
 def test_control_passes_with_the_title(client, m1, database, chain, clock, wallet):
     """Once DRIVER sells the car, DRIVER's key no longer controls its wallet."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from eth_utils import to_checksum_address
 
-from carpay.chain import build
 from carpay.errors import TransactionReverted
 from tests.contracts.checkout_fixtures import ZERO, events, reverts
 from tests.contracts.vehicle_fixtures import VINS
@@ -16,6 +15,7 @@ from tests.contracts.vehicle_wallet_fixtures import (
     DEVICE,
     OWNER,
     REGISTRAR,
+    deploy_factory,
     deploy_wallet_world,
 )
 
@@ -26,18 +26,7 @@ NOT_OWNER = "vehicle_wallet_factory: caller is not the vehicle's owner"
 def w(chain, accounts):
     """The wallet world (ALICE holds `title`) and a factory bound to its contracts."""
     world = deploy_wallet_world(chain, accounts)
-    owner = accounts[OWNER]
-    blueprint = chain.deploy(build.blueprint(build.contract("vehicle_wallet")), sender=owner)
-    factory = chain.deploy(
-        "vehicle_wallet_factory",
-        blueprint,
-        world.vehicles.address,
-        world.merchants.address,
-        world.checkout.address,
-        sender=owner,
-    )
-    world.factory = chain.contract("vehicle_wallet_factory", factory)
-    world.blueprint = blueprint
+    world.factory, world.blueprint = deploy_factory(chain, world)
     return world
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 
-from carpay.chain import Chain
+from carpay.chain import Chain, build
 from carpay.testing.signing import Domain, Signature
 from tests.contracts.checkout_fixtures import INVOICE_TYPES, latest_timestamp
 from tests.contracts.vehicle_fixtures import VINS, deploy_vehicles
@@ -189,3 +189,18 @@ def deploy_wallet_world(chain: Chain, accounts: list) -> WalletWorld:
     return WalletWorld(
         chain, accounts, merchants, checkout, token, vehicles.registry, title, wallet
     )
+
+
+def deploy_factory(chain: Chain, world: WalletWorld) -> tuple[Any, str]:
+    """A vehicle wallet factory bound to ``world``'s contracts, and its blueprint's address."""
+    owner = world.accounts[OWNER]
+    blueprint = chain.deploy(build.blueprint(build.contract("vehicle_wallet")), sender=owner)
+    factory = chain.deploy(
+        "vehicle_wallet_factory",
+        blueprint,
+        world.vehicles.address,
+        world.merchants.address,
+        world.checkout.address,
+        sender=owner,
+    )
+    return chain.contract("vehicle_wallet_factory", factory), blueprint

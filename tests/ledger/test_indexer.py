@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 from eth_account import Account
 
-from carpay.chain import Chain, compile_contract
-from carpay.ledger import Indexer, Watched
+from carpay.chain import Chain, build, compile_contract
+from carpay.chain.node.node import dev_accounts
+from carpay.ledger import Creates, Indexer, Watched
 from carpay.ledger.tables import (
     IndexCursor,
     LedgerBalance,
@@ -19,6 +20,12 @@ from carpay.ledger.tables import (
     LedgerTransfer,
 )
 from carpay.settings import DEV_MNEMONIC
+from tests.contracts.vehicle_wallet_fixtures import (
+    ALICE,
+    DEVICE,
+    deploy_factory,
+    deploy_wallet_world,
+)
 
 PLAIN_ERC20 = Path(__file__).resolve().parents[1] / "contracts" / "plain_erc20.vy"
 ZERO = "0x" + "00" * 20
@@ -177,3 +184,50 @@ def test_a_reorg_rolls_back_to_the_common_ancestor(database, anvil, accounts, er
         blocks = session.execute(sa.select(LedgerBlock.number, LedgerBlock.hash)).all()
     node = chain.batch([("eth_getBlockByNumber", [hex(n), False]) for n, _ in blocks])
     assert [h for _, h in sorted(blocks)] == [b["hash"] for b in node]
+
+
+def test_a_factorys_contracts_are_followed_from_the_transaction_that_creates_them(database, chain):
+    """The wallets the factory creates are indexed from their constructor's event on, across
+    new indexers and a reindex; a wallet deployed by hand (not the factory's) is not."""
+    accounts = dev_accounts(count=10)
+    world = deploy_wallet_world(chain, accounts)
+    factory, _ = deploy_factory(chain, world)
+    start = chain.block_number()
+    creates = Creates(
+        "WalletCreated", "wallet", "vehicle_wallet", build.contract("vehicle_wallet").abi
+    )
+    watched = [Watched(factory.address, "factory", factory.abi, creates)]
+
+    def index() -> list[tuple[str, str, str]]:
+        Indexer(database, chain, watched, start_block=start).catch_up()
+        with database.begin() as session:
+            rows = session.execute(
+                sa.select(LedgerEvent.contract, LedgerEvent.address, LedgerEvent.event).order_by(
+                    LedgerEvent.block_number, LedgerEvent.log_index
+                )
+            ).all()
+        return [tuple(r) for r in rows]
+
+    alice = accounts[ALICE]
+    chain.transact(alice, factory.functions.createWallet(world.title, accounts[DEVICE].address))
+    wallet = chain.contract("vehicle_wallet", factory.functions.walletOf(world.title).call())
+    token = world.token.address
+    chain.transact(alice, wallet.functions.setLimits(token, 2, 10**8, 10**7))
+    # Alice also controls the hand-deployed wallet of the world: its events are not ours.
+    chain.transact(alice, world.wallet.functions.setLimits(token, 2, 10**8, 10**7))
+    ours, factory_address = wallet.address.lower(), factory.address.lower()
+    expected = [
+        ("vehicle_wallet", ours, "DeviceKeyRotated"),  # the constructor's, before the factory's
+        ("factory", factory_address, "WalletCreated"),
+        ("vehicle_wallet", ours, "LimitsSet"),
+    ]
+    assert index() == expected  # created and used within one round
+
+    chain.transact(alice, wallet.functions.freeze())
+    chain.transact(alice, world.wallet.functions.freeze())
+    expected.append(("vehicle_wallet", ours, "Frozen"))
+    assert index() == expected  # a new indexer knows the wallet from the ledger
+
+    before = _rows(database, LedgerEvent)
+    Indexer(database, chain, watched, start_block=start).reindex()
+    assert _rows(database, LedgerEvent) == before

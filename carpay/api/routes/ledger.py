@@ -120,6 +120,15 @@ class BlockOut(BaseModel):
     transactions: list[str] | None = None
 
 
+class WalletEventOut(Located):
+    """One event of a vehicle wallet: ``event`` is LimitsSet, CategoryAllowed, Frozen,
+    Unfrozen, DeviceKeyRotated, InvoicePaid, HoldPlaced or Withdrawn; ``args`` its arguments
+    (integers as decimal strings)."""
+
+    event: str
+    args: dict[str, Any]
+
+
 class EventOut(BaseModel):
     log_index: int
     address: str
@@ -237,6 +246,30 @@ def get_wallet_spends(
             session, _chain_id(request), address, limit=limit, after=after
         )
         return page_of(page, row_dict)
+
+
+@router.get(
+    "/vehicle-wallets/{address}/events",
+    response_model=List[WalletEventOut],
+    summary="What happened to a vehicle wallet",
+)
+def get_wallet_events(
+    address: AddressPath,
+    request: Request,
+    limit: Limit = 50,
+    after: After = None,
+    _: Principal = reader,
+) -> dict:
+    """A vehicle wallet's events, newest first: its owner's limits, categories, freezes and
+    device keys, the car's payments and holds, withdrawals."""
+    with platform(request).db.begin() as session:
+        chain_id = _chain_id(request)
+        page = queries.contract_events(session, chain_id, address, limit=limit, after=after)
+        times = queries.block_times(session, chain_id, {e.block_number for e in page.items})
+        return page_of(
+            page,
+            lambda e: row_dict(e, "address", "contract") | {"timestamp": times[e.block_number]},
+        )
 
 
 @router.get(
