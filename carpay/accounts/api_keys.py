@@ -51,6 +51,8 @@ class Principal:
     key_id: int
     owner: str
     scopes: frozenset[str]
+    #: When the key was last recorded as used (None: never), as of its look-up.
+    last_used_at: datetime | None = field(default=None, compare=False)
 
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
@@ -152,6 +154,12 @@ class ApiKeys:
 
         The refusal never says whether the key exists or was revoked, nor repeats the token.
         """
+        principal = self.look_up(session, token)
+        self.touch(session, principal.key_id)
+        return principal
+
+    def look_up(self, session: Session, token: str) -> Principal:
+        """What :meth:`verify` does, reading only: the key's use is not recorded."""
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != _TOKEN_PREFIX:
             raise Unauthenticated("the API key is malformed")
@@ -160,7 +168,16 @@ class ApiKeys:
             raise Unauthenticated("the API key is not valid")
         if key.revoked_at is not None:
             raise Unauthenticated("the API key is not valid")
+        return Principal(key.id, key.owner, frozenset(key.scopes), key.last_used_at)
+
+    def touch(self, session: Session, key_id: int) -> None:
+        """Record that key ``key_id`` was used now (at most once a minute)."""
+        key = session.get(ApiKey, key_id)
         now = self._clock()
-        if key.last_used_at is None or now - key.last_used_at >= _TOUCH_EVERY:
+        if key is not None and (key.last_used_at is None or now - key.last_used_at >= _TOUCH_EVERY):
             key.last_used_at = now
-        return Principal(key.id, key.owner, frozenset(key.scopes))
+
+    def due_touch(self, principal: Principal) -> bool:
+        """Whether :meth:`touch` would record anything for ``principal`` now."""
+        used = principal.last_used_at
+        return used is None or self._clock() - used >= _TOUCH_EVERY

@@ -78,8 +78,12 @@ def authenticated(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API key: Authorization: Bearer <key>")
     platform = request.app.state.platform
-    with platform.db.begin() as session:
-        principal = platform.api_keys.verify(session, credentials.credentials)
+    # A read for every request; the write of its use at most once a minute a key.
+    with platform.db.read() as session:
+        principal = platform.api_keys.look_up(session, credentials.credentials)
+    if platform.api_keys.due_touch(principal):
+        with platform.db.begin() as session:
+            platform.api_keys.touch(session, principal.key_id)
     platform.limiter.take(f"key:{principal.key_id}")
     return principal
 

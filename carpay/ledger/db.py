@@ -19,6 +19,8 @@ __all__ = ["Database", "create_engine", "database_url"]
 
 #: How long a SQLite writer waits for another one before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: The execution option of ``Database.read`` sessions' connections.
+_READ_ONLY = "carpay_read_only"
 
 
 def database_url(settings: Settings) -> str:
@@ -62,20 +64,31 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.exec_driver_sql("BEGIN")  # a WAL reader: a snapshot, no lock to wait for
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read-only session (Database.read) was asked to write")
 
 
 class Database:
     """One database: its engine and a session factory.
 
     ``begin()`` is the unit of work: a session in a transaction that commits when the block
-    ends and rolls back if it raises.
+    ends and rolls back if it raises. ``read()`` is one that only reads.
     """
 
     def __init__(self, url: str, **engine_kw: Any) -> None:
         self.url = url
         self.engine = create_engine(url, **engine_kw)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        readers = self.engine.execution_options(**{_READ_ONLY: True})
+        self.readers = sessionmaker(readers, expire_on_commit=False, autoflush=False)
+        event.listen(self.readers, "before_flush", _refuse_flush)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -93,6 +106,13 @@ class Database:
     def begin(self) -> Iterator[Session]:
         """A session in a transaction, committed at the end of the block."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session that only reads: on SQLite it takes no write lock, so it never waits for
+        a writer (WAL: it sees the last commit before it began); asked to write, it raises."""
+        with self.readers() as session, session.begin():
             yield session
 
     def upgrade(self) -> None:

@@ -195,7 +195,7 @@ class Indexer:
 
     def _restore_children(self, chain_id: int) -> None:
         """The contracts the factories created, as far as the ledger has seen them."""
-        with self.db.begin() as session:
+        with self.db.read() as session:
             for address, creates in self._factories.items():
                 rows = session.scalars(
                     sa.select(LedgerEvent.args).where(
@@ -239,7 +239,7 @@ class Indexer:
         chain_id = self.chain_id
         if not self._children_restored:
             self._restore_children(chain_id)
-        with self.db.begin() as session:
+        with self.db.read() as session:
             cursor = session.get(IndexCursor, chain_id)
             cursor_at = (cursor.block_number, cursor.block_hash) if cursor else None
         if cursor_at is not None and not self._canonical(*cursor_at):
@@ -440,7 +440,7 @@ class Indexer:
         high = below
         while high >= self.start_block:
             low = max(self.start_block, high - _ANCESTOR_STEP + 1)
-            with self.db.begin() as session:
+            with self.db.read() as session:
                 ours = dict(
                     session.execute(
                         sa.select(LedgerBlock.number, LedgerBlock.hash).where(

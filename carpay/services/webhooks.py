@@ -354,10 +354,14 @@ class WebhookDispatcher:
     def run_once(self) -> int:
         """Attempt every due delivery once; returns how many were attempted."""
         now = self._clock()
+        due_now = (WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now)
+        with self.db.read() as session:  # most passes find nothing: no write lock for them
+            if session.scalar(sa.select(WebhookDelivery.id).where(*due_now).limit(1)) is None:
+                return 0
         with self.db.begin() as session:
             stmt = (
                 sa.select(WebhookDelivery)
-                .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now)
+                .where(*due_now)
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)

@@ -62,3 +62,30 @@ def test_each_test_starts_empty(database: Database):
     with database.begin() as s:
         assert s.scalars(sa.select(ApiKey)).all() == []
         s.add(_key("z"))
+
+
+def test_a_read_sees_the_last_commit_and_refuses_to_write(database: Database):
+    with database.begin() as s:
+        s.add(_key("a"))
+    # Leaving the block commits, which flushes: a change is refused, not written.
+    with pytest.raises(RuntimeError, match="read-only"), database.read() as s:
+        [key] = s.scalars(sa.select(ApiKey)).all()
+        key.name = "changed"
+    with pytest.raises(RuntimeError, match="read-only"), database.read() as s:
+        s.add(_key("b"))
+    with database.read() as s:
+        assert [k.name for k in s.scalars(sa.select(ApiKey))] == ["n"]
+
+
+def test_a_read_does_not_wait_for_a_writer(database: Database):
+    """While one writer holds its transaction open, reads go on (on SQLite too: WAL readers
+    take no lock) and see what was committed before it."""
+    with database.begin() as s:
+        s.add(_key("a"))
+    with database.begin() as writer:
+        writer.add(_key("b"))
+        writer.flush()
+        with database.read() as s:
+            assert [k.prefix for k in s.scalars(sa.select(ApiKey))] == ["a"]
+    with database.read() as s:
+        assert sorted(k.prefix for k in s.scalars(sa.select(ApiKey))) == ["a", "b"]

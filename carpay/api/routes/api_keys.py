@@ -31,7 +31,7 @@ def list_api_keys(
     request: Request, principal: Admin, limit: Limit = 50, after: After = None
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         page = p.api_keys.list(session, owner=principal.owner, limit=limit, after=after)
         return page_of(page, ApiKeyOut.of)
 
@@ -44,7 +44,7 @@ def list_api_keys(
 )
 def get_api_key(key_id: Id, request: Request, principal: Admin) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         return ApiKeyOut.of(p.api_keys.get(session, key_id, owner=principal.owner))
 
 

@@ -111,7 +111,7 @@ def get_escrow(
     request: Request,
     _: Annotated[Principal, Depends(requires("ledger:read"))],
 ) -> dict:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         return platform(request).escrows.get(session, escrow_id)
 
 

@@ -156,7 +156,7 @@ def _chain_id(request: Request) -> int:
 
 @router.get("/accounts/{address}/balances", response_model=list[BalanceOut], summary="Balances")
 def get_balances(address: AddressPath, request: Request, _: Principal = reader) -> list[dict]:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         found = queries.balances(session, _chain_id(request), address)
     return [{"token": t, "balance": b} for t, b in sorted(found.items())]
 
@@ -174,7 +174,7 @@ def get_transfers(
     after: After = None,
     _: Principal = reader,
 ) -> dict:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         page = queries.transfers(
             session, _chain_id(request), address, token=token, limit=limit, after=after
         )
@@ -187,7 +187,7 @@ def get_merchants(
     category: Annotated[int | None, Query(ge=0, le=8)] = None,
     _: Principal = reader,
 ) -> list[dict]:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         return [
             row_dict(m) for m in queries.merchants(session, _chain_id(request), category=category)
         ]
@@ -200,7 +200,7 @@ def get_merchants(
     summary="A merchant",
 )
 def get_merchant(address: AddressPath, request: Request, _: Principal = reader) -> dict:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         found = queries.merchant(session, _chain_id(request), address)
         if found is None:
             raise NotFound(f"no merchant {address}")
@@ -221,7 +221,7 @@ def get_merchant_payments(
     after: After = None,
     _: Principal = reader,
 ) -> dict:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         page = queries.merchant_payments(
             session, _chain_id(request), address, since=since, until=until, limit=limit, after=after
         )
@@ -241,7 +241,7 @@ def get_wallet_spends(
     _: Principal = reader,
 ) -> dict:
     """The invoices a vehicle wallet paid and the captures of its holds, newest first."""
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         page = queries.payer_payments(
             session, _chain_id(request), address, limit=limit, after=after
         )
@@ -262,7 +262,7 @@ def get_wallet_events(
 ) -> dict:
     """A vehicle wallet's events, newest first: its owner's limits, categories, freezes and
     device keys, the car's payments and holds, withdrawals."""
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         chain_id = _chain_id(request)
         page = queries.contract_events(session, chain_id, address, limit=limit, after=after)
         times = queries.block_times(session, chain_id, {e.block_number for e in page.items})
@@ -284,7 +284,7 @@ def get_merchant_settlement(
     until: Timestamp = None,
     _: Principal = reader,
 ) -> list[dict]:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         found = queries.merchant_settlement(
             session, _chain_id(request), address, since=since, until=until
         )
@@ -295,7 +295,7 @@ def get_merchant_settlement(
     "/holds/{hold_id}", response_model=HoldOut, responses=problem_responses(404), summary="A hold"
 )
 def get_hold(hold_id: HashPath, request: Request, _: Principal = reader) -> dict:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         steps = queries.hold(session, _chain_id(request), hold_id)
         if not steps:
             raise NotFound(f"no hold {hold_id}")
@@ -336,7 +336,7 @@ def get_vehicle(
 ) -> dict:
     vin = validate_vin(vin)
     title = int.from_bytes(keccak(text=vin), "big")
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         found = queries.vehicle(session, _chain_id(request), title)
     if found is None:
         raise NotFound(f"no vehicle {vin} is titled")
@@ -350,7 +350,7 @@ def get_blocks(
     before: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     _: Principal = reader,
 ) -> list[dict]:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         return [
             row_dict(b)
             for b in queries.blocks(session, _chain_id(request), limit=limit, before=before)
@@ -366,7 +366,7 @@ def get_blocks(
 def get_block(
     number: Annotated[int, Path(ge=0, le=2**63 - 1)], request: Request, _: Principal = reader
 ) -> dict:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         found = queries.block(session, _chain_id(request), number)
         if found is None:
             raise NotFound(f"block {number} is not indexed")
@@ -380,7 +380,7 @@ def get_block(
     summary="A transaction and the events it emitted",
 )
 def get_transaction(tx_hash: HashPath, request: Request, _: Principal = reader) -> dict:
-    with platform(request).db.begin() as session:
+    with platform(request).db.read() as session:
         found = queries.transaction(session, _chain_id(request), tx_hash)
         if found is None:
             raise NotFound(f"transaction {tx_hash} is not indexed")

@@ -27,5 +27,5 @@ def get_intent(
     principal: Annotated[Principal, Depends(requires("transfers:read"))],
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         return IntentOut.of(p.outbox.get(session, intent_id, owner=principal.owner))

@@ -58,7 +58,7 @@ def list_transfers(
     after: After = None,
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         page = p.transfers.list(session, owner=principal.owner, limit=limit, after=after)
         return page_of(page, TransferOut.of)
 
@@ -75,5 +75,5 @@ def get_transfer(
     principal: Annotated[Principal, Depends(requires("transfers:read"))],
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         return TransferOut.of(p.transfers.get(session, transfer_id, owner=principal.owner))

@@ -60,7 +60,7 @@ def list_subscriptions(
     request: Request, principal: Reader, limit: Limit = 50, after: After = None
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         page = p.webhooks.subscriptions(session, owner=principal.owner, limit=limit, after=after)
         return page_of(page, SubscriptionOut.of)
 
@@ -74,7 +74,7 @@ def list_subscriptions(
 )
 def get_subscription(subscription_id: Id, request: Request, principal: Reader) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         return SubscriptionOut.of(
             p.webhooks.subscription(session, subscription_id, owner=principal.owner)
         )
@@ -132,7 +132,7 @@ def list_events(
     ] = None,
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         page = p.webhooks.events(
             session, owner=principal.owner, type=type, limit=limit, after=after
         )
@@ -148,7 +148,7 @@ def list_events(
 )
 def get_event(event_id: EventId, request: Request, principal: Reader) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         return EventOut.of(p.webhooks.event(session, event_id, owner=principal.owner))
 
 
