@@ -36,10 +36,14 @@ def idempotent(
     *,
     model: type[BaseModel],
     status: int = 201,
+    check: Callable[[], Any] | None = None,
 ) -> Response:
     """Run ``run(session)`` once per ``key`` of the caller; repeats get the first answer.
 
-    The result is rendered as ``model``, exactly as the route's other answers are.
+    The result is rendered as ``model``, exactly as the route's other answers are. With
+    ``check``, ``run(session, check())``: ``check`` does what needs no database (signatures,
+    reads of the chain) after the key is claimed and before the transaction begins, so the
+    transaction, which holds SQLite's write lock, does not wait for the node.
 
     The answer is stored in the transaction of ``run``'s effects, so both commit or neither.
     A request that fails gives its key up: the caller may retry it.
@@ -62,8 +66,9 @@ def idempotent(
             headers={REPLAYED_HEADER: "true"},
         )
     try:
+        args = () if check is None else (check(),)
         with platform.db.begin() as session:
-            text = model.model_validate(run(session)).model_dump_json()
+            text = model.model_validate(run(session, *args)).model_dump_json()
             platform.idempotency.complete(session, claimed, status, text)
     except BaseException:
         platform.idempotency.release(claimed)

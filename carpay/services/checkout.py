@@ -265,6 +265,18 @@ class ChainCheckoutView:
         return bytes.fromhex(data[2:])
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A payment or hold that passed every check but the database's: the outbox intent it
+    becomes (``conflict`` the refusal if one for ``reference`` is in flight already)."""
+
+    kind: str
+    reference: str
+    data: bytes
+    details: dict[str, Any]
+    conflict: str
+
+
 class CheckoutPayments:
     """Gasless invoice payments and holds, written to ``outbox`` for the relayer to send."""
 
@@ -287,6 +299,30 @@ class CheckoutPayments:
     ) -> OutboxIntent:
         """Promise to pay ``invoice`` from ``payer``; refused, with nothing written, if the
         invoice, its signature, the merchant or the payer's authorization is not good."""
+        checked = self.check_payment(
+            invoice=invoice,
+            merchant_signature=merchant_signature,
+            payer=payer,
+            authorization=authorization,
+        )
+        return self.enqueue(session, owner, checked)
+
+    def place_hold(
+        self, session: Session, *, owner: str, hold: Hold, authorization: ReceiveAuthorization
+    ) -> OutboxIntent:
+        """Promise to place ``hold`` for its payer, who signed ``authorization``."""
+        return self.enqueue(session, owner, self.check_hold(hold=hold, authorization=authorization))
+
+    def check_payment(
+        self,
+        *,
+        invoice: Invoice,
+        merchant_signature: str,
+        payer: str,
+        authorization: ReceiveAuthorization,
+    ) -> Checked:
+        """:meth:`pay_invoice`'s checks of the signatures and against the chain, which need no
+        database: done before its transaction, they hold no lock while they wait for the node."""
         invoice = invoice.checked()
         payer = checksum(payer, "payer")
         now = int(self._clock().timestamp())
@@ -308,11 +344,10 @@ class CheckoutPayments:
         self._check_authorization(
             payer, invoice.token, invoice.amount_minor, struct_hash, authorization, now
         )
+        conflict = "this invoice is paid or being paid already"
+        if self.view.invoice_paid(invoice.merchant, bytes.fromhex(invoice.invoice_id[2:])):
+            raise Conflict(conflict)
         reference = "0x" + struct_hash.hex()
-        if self._in_flight(session, PAYMENT_KIND, reference) or self.view.invoice_paid(
-            invoice.merchant, bytes.fromhex(invoice.invoice_id[2:])
-        ):
-            raise Conflict("this invoice is paid or being paid already")
         data = self.view.encode(
             "payInvoiceWithAuthorization",
             invoice.as_tuple(),
@@ -321,20 +356,10 @@ class CheckoutPayments:
             *authorization.args(),
         )
         details = {"invoice": asdict(invoice), "payer": payer, "invoice_hash": reference}
-        return self.outbox.enqueue(
-            session,
-            kind=PAYMENT_KIND,
-            owner=owner,
-            to=self.view.checkout,
-            data=data,
-            details=details,
-            reference=reference,
-        )
+        return Checked(PAYMENT_KIND, reference, data, details, conflict)
 
-    def place_hold(
-        self, session: Session, *, owner: str, hold: Hold, authorization: ReceiveAuthorization
-    ) -> OutboxIntent:
-        """Promise to place ``hold`` for its payer, who signed ``authorization``."""
+    def check_hold(self, *, hold: Hold, authorization: ReceiveAuthorization) -> Checked:
+        """:meth:`place_hold`'s checks that need no database (see :meth:`check_payment`)."""
         hold = hold.checked()
         now = int(self._clock().timestamp())
         if hold.deadline <= now:
@@ -344,21 +369,28 @@ class CheckoutPayments:
         self._check_authorization(
             hold.payer, hold.token, hold.amount_minor, hold_id, authorization, now
         )
+        conflict = "this hold is placed or being placed already"
+        if self.view.hold_exists(hold_id):
+            raise Conflict(conflict)
         reference = "0x" + hold_id.hex()
-        if self._in_flight(session, HOLD_KIND, reference) or self.view.hold_exists(hold_id):
-            raise Conflict("this hold is placed or being placed already")
         data = self.view.encode(
             "placeHoldWithAuthorization", hold.as_tuple(), *authorization.args()
         )
         details = {"hold": asdict(hold), "hold_id": reference}
+        return Checked(HOLD_KIND, reference, data, details, conflict)
+
+    def enqueue(self, session: Session, owner: str, checked: Checked) -> OutboxIntent:
+        """Write a checked payment or hold to the outbox, unless one is in flight already."""
+        if self._in_flight(session, checked.kind, checked.reference):
+            raise Conflict(checked.conflict)
         return self.outbox.enqueue(
             session,
-            kind=HOLD_KIND,
+            kind=checked.kind,
             owner=owner,
             to=self.view.checkout,
-            data=data,
-            details=details,
-            reference=reference,
+            data=checked.data,
+            details=checked.details,
+            reference=checked.reference,
         )
 
     # -- checks ------------------------------------------------------------------------------

@@ -121,26 +121,30 @@ class Relayer:
         moved = False
         due = self._due()
         self._pass = _Pass()
+        sent = [i for i, state in due if state == "sent"]
+        pending = [i for i, state in due if state == "pending"]
         try:
-            self._prefetch([i for i, state in due if state == "sent"])
-            self._estimate([i for i, state in due if state == "pending"])
+            self._prefetch(sent)
+            self._estimate(pending)
         except ChainError as exc:
             log.warning("prefetching: %s; asking one by one", exc.message)
-        for intent_id, state in due:
+        for intent_id in sent:
             try:
-                if state == "pending":
-                    moved |= self._send_pending(intent_id)
-                else:
-                    moved |= self._track(intent_id)
+                moved |= self._track(intent_id)
             except ChainError as exc:
                 log.warning("intent %s: %s; will retry", intent_id, exc.message)
+        try:
+            moved |= self._record_mined()
+            moved |= self._send_pending(pending)
+        except ChainError as exc:
+            log.warning("relaying: %s; will retry", exc.message)
         self._pass = _Pass()
         return moved
 
     def _prefetch(self, intent_ids: list[int]) -> None:
         if not intent_ids:
             return
-        with self.db.begin() as session:
+        with self.db.read() as session:
             hashes = list(
                 session.scalars(
                     sa.select(OutboxTransaction.tx_hash).where(
@@ -161,7 +165,7 @@ class Relayer:
         """Gas estimates of the pending intents that need one, in one batch."""
         if not intent_ids:
             return
-        with self.db.begin() as session:
+        with self.db.read() as session:
             rows = session.execute(
                 sa.select(
                     OutboxIntent.id, OutboxIntent.to_address, OutboxIntent.data, OutboxIntent.value
@@ -184,7 +188,7 @@ class Relayer:
         }
 
     def _due(self) -> list[tuple[int, str]]:
-        with self.db.begin() as session:
+        with self.db.read() as session:
             rows = session.execute(
                 sa.select(OutboxIntent.id, OutboxIntent.state)
                 .where(
@@ -200,57 +204,83 @@ class Relayer:
 
     # -- pending: sign, record, broadcast ------------------------------------------------
 
-    def _send_pending(self, intent_id: int) -> bool:
-        self._hook("claimed", intent_id)
-        with self.db.begin() as session:
-            intent = session.get(OutboxIntent, intent_id)
-            if intent is None or intent.state != "pending":
-                return False
-            to, data, value, gas = intent.to_address, intent.data, intent.value, intent.gas_limit
-        if gas is None:
+    def _send_pending(self, intent_ids: list[int]) -> bool:
+        """Sign the pending intents in one database transaction (recorded before anything is
+        sent), then broadcast them in one batch: the node gets them together."""
+        moved = False
+        gas_of: dict[int, int] = {}
+        for intent_id in intent_ids:
+            self._hook("claimed", intent_id)
             try:
-                estimate = self._pass.estimates.pop(intent_id, None)
-                if isinstance(estimate, Exception):
-                    raise estimate
-                if estimate is None:
-                    estimate = self.chain.estimate_gas(self.signer, to, data, value)
-            except TransactionReverted as exc:
-                if self._earlier_in_flight(intent_id):
-                    return False  # it may need them (an approval, then the call that spends it)
-                self._finish(intent_id, None, error=exc.message)
-                return True
-            gas = gas_with_headroom(estimate)
+                gas = self._gas_for(intent_id)
+            except ChainError as exc:
+                log.warning("intent %s: %s; will retry", intent_id, exc.message)
+                continue
+            if gas is True:
+                moved = True  # failed: its estimate reverted
+            elif gas:
+                gas_of[intent_id] = gas
+        if not gas_of:
+            return moved
         if self._pass.fees is None:
             self._pass.fees = self.chain.fees()
         max_fee, tip = self._pass.fees
+        signed: list[tuple[int, int]] = []
         with self.db.begin() as session:
-            intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+            held = self._held_nonces(session)
+            for intent_id, gas in gas_of.items():
+                intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+                if intent is None or intent.state != "pending":
+                    continue
+                nonce = self._free_nonce(held)
+                held.add(nonce)
+                tx: dict[str, Any] = {
+                    "type": 2,
+                    "chainId": intent.chain_id,
+                    "nonce": nonce,
+                    "gas": gas,
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": tip,
+                    "value": intent.value,
+                    "data": intent.data,
+                }
+                if intent.to_address is not None:
+                    tx["to"] = intent.to_address
+                attempt = self._record_signed(session, intent, tx)
+                intent.state, intent.nonce, intent.gas_limit = "sent", nonce, gas
+                signed.append((intent_id, attempt.id))
+        for intent_id, _attempt_id in signed:
+            self._hook("signed", intent_id)
+        self._broadcast(signed)
+        return moved or bool(signed)
+
+    def _gas_for(self, intent_id: int) -> int | bool | None:
+        """The gas limit to sign ``intent_id`` with; None if it is not to be sent now, True if
+        its estimate reverted and it failed."""
+        with self.db.read() as session:
+            intent = session.get(OutboxIntent, intent_id)
             if intent is None or intent.state != "pending":
-                return False
-            nonce = self._free_nonce(session)
-            tx: dict[str, Any] = {
-                "type": 2,
-                "chainId": intent.chain_id,
-                "nonce": nonce,
-                "gas": gas,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-                "value": value,
-                "data": data,
-            }
-            if to is not None:
-                tx["to"] = to
-            attempt = self._record_signed(session, intent, tx)
-            intent.state, intent.nonce, intent.gas_limit = "sent", nonce, gas
-            attempt_id = attempt.id
-        self._hook("signed", intent_id)
-        self._broadcast(intent_id, attempt_id)
-        return True
+                return None
+            to, data, value, gas = intent.to_address, intent.data, intent.value, intent.gas_limit
+        if gas is not None:
+            return gas
+        try:
+            estimate = self._pass.estimates.pop(intent_id, None)
+            if isinstance(estimate, Exception):
+                raise estimate
+            if estimate is None:
+                estimate = self.chain.estimate_gas(self.signer, to, data, value)
+        except TransactionReverted as exc:
+            if self._earlier_in_flight(intent_id):
+                return None  # it may need them (an approval, then the call that spends it)
+            self._finish(intent_id, None, error=exc.message)
+            return True
+        return gas_with_headroom(estimate)
 
     def _earlier_in_flight(self, intent_id: int) -> bool:
         """Whether an earlier intent of this key is not final yet: a later one whose estimate
         reverts waits for it, and is estimated again once it is mined."""
-        with self.db.begin() as session:
+        with self.db.read() as session:
             return bool(
                 session.scalar(
                     sa.select(sa.func.count())
@@ -264,12 +294,9 @@ class Relayer:
                 )
             )
 
-    def _free_nonce(self, session) -> int:
-        """The lowest nonce from the node's pending count that none of our live intents holds.
-
-        Filling from the bottom closes the gap a refused transaction leaves behind.
-        """
-        held = set(
+    def _held_nonces(self, session) -> set[int]:
+        """The nonces our live (``sent``) intents hold."""
+        return set(
             session.scalars(
                 sa.select(OutboxIntent.nonce).where(
                     OutboxIntent.sender == self.signer.address,
@@ -278,6 +305,12 @@ class Relayer:
                 )
             )
         )
+
+    def _free_nonce(self, held: set[int]) -> int:
+        """The lowest nonce from the node's pending count that is not in ``held``.
+
+        Filling from the bottom closes the gap a refused transaction leaves behind.
+        """
         if self._pass.pending_count is None:
             # Asked once a pass: nonces this pass sends are "sent" intents, held above.
             self._pass.pending_count = self.chain.pending_nonce(self.signer.address)
@@ -306,58 +339,67 @@ class Relayer:
         session.flush()
         return attempt
 
-    def _broadcast(self, intent_id: int, attempt_id: int) -> bool:
-        """Send the recorded bytes; True if the node holds them now."""
+    def _broadcast(self, attempts: list[tuple[int, int]]) -> list[bool]:
+        """Send the recorded bytes of ``(intent id, attempt id)``s in one batch; for each,
+        True if the node holds it now."""
+        if not attempts:
+            return []
+        with self.db.read() as session:
+            raws = [session.get(OutboxTransaction, a).raw for _i, a in attempts]
+        errors = self._send_raw(raws)
+        for intent_id, _attempt_id in attempts:
+            self._hook("broadcast", intent_id)
         with self.db.begin() as session:
-            attempt = session.get(OutboxTransaction, attempt_id)
-            assert attempt is not None
-            raw = attempt.raw
-        error = self._send_raw(raw)
-        self._hook("broadcast", intent_id)
-        with self.db.begin() as session:
-            attempt = session.get(OutboxTransaction, attempt_id)
-            intent = session.get(OutboxIntent, intent_id, with_for_update=True)
-            assert attempt is not None and intent is not None
-            if attempt.status not in _LIVE:
-                return error is None
-            if error is None:
-                if attempt.status == "signed":
-                    attempt.status, attempt.broadcast_at = "broadcast", self._clock()
-                return True
-            if "nonce too low" in error.lower():
-                attempt.status, attempt.error = "rejected", error
-                return False  # the nonce was used: _track finds out by whom
-            if attempt.status == "broadcast":
-                # Sent before, dropped by this node since, refused now (say, outbid at its
-                # nonce): other nodes may still hold it and mine it, so its nonce is not
-                # given up. It stays alive until that nonce is used; _track replaces it.
-                attempt.error = error
-                return False
-            attempt.status, attempt.error = "rejected", error
-            alive = [t for t in intent.transactions if t.status in _LIVE]
-            if not alive:
-                self._retry_later(intent, error)
-            return False
+            return [
+                self._record_broadcast(session, intent_id, attempt_id, error)
+                for (intent_id, attempt_id), error in zip(attempts, errors, strict=True)
+            ]
 
-    def _send_raw(self, raw: bytes) -> str | None:
-        """Broadcast; None if the node holds the transaction, else the node's refusal.
+    def _record_broadcast(
+        self, session, intent_id: int, attempt_id: int, error: str | None
+    ) -> bool:
+        attempt = session.get(OutboxTransaction, attempt_id)
+        intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+        assert attempt is not None and intent is not None
+        if attempt.status not in _LIVE:
+            return error is None
+        if error is None:
+            if attempt.status == "signed":
+                attempt.status, attempt.broadcast_at = "broadcast", self._clock()
+            return True
+        if "nonce too low" in error.lower():
+            attempt.status, attempt.error = "rejected", error
+            return False  # the nonce was used: _track finds out by whom
+        if attempt.status == "broadcast":
+            # Sent before, dropped by this node since, refused now (say, outbid at its
+            # nonce): other nodes may still hold it and mine it, so its nonce is not
+            # given up. It stays alive until that nonce is used; _track replaces it.
+            attempt.error = error
+            return False
+        attempt.status, attempt.error = "rejected", error
+        alive = [t for t in intent.transactions if t.status in _LIVE]
+        if not alive:
+            self._retry_later(intent, error)
+        return False
+
+    def _send_raw(self, raws: list[bytes]) -> list[str | None]:
+        """Broadcast in one batch; for each, None if the node holds the transaction, else the
+        node's refusal.
 
         A node or network failure raises :class:`ChainError`: nothing is known, so nothing
         is recorded and the next pass tries again.
         """
-        try:
-            response = self.chain.w3.provider.make_request(
-                "eth_sendRawTransaction", [Web3.to_hex(raw)]
-            )
-        except (OSError, ValueError) as exc:
-            raise ChainError(f"eth_sendRawTransaction failed: {exc}") from exc
-        error = response.get("error")
-        if error is None:
-            return None
-        message = str(error.get("message", error) if isinstance(error, dict) else error)
-        if "already known" in message.lower():
-            return None
-        return message or "refused"
+        answers = self.chain.batch(
+            [("eth_sendRawTransaction", [Web3.to_hex(raw)]) for raw in raws], return_errors=True
+        )
+        errors: list[str | None] = []
+        for answer in answers:
+            if not isinstance(answer, Exception):
+                errors.append(None)
+                continue
+            message = getattr(answer, "rpc_message", None) or str(answer)
+            errors.append(None if "already known" in message.lower() else message or "refused")
+        return errors
 
     def _retry_later(self, intent: OutboxIntent, error: str) -> None:
         """The intent has nothing alive on the network: free its nonce and try again later."""
@@ -374,7 +416,7 @@ class Relayer:
     # -- sent: track, rebroadcast, replace -----------------------------------------------
 
     def _track(self, intent_id: int) -> bool:
-        with self.db.begin() as session:
+        with self.db.read() as session:
             intent = session.get(OutboxIntent, intent_id)
             if intent is None or intent.state != "sent":
                 return False
@@ -394,8 +436,7 @@ class Relayer:
             if receipt is not None:
                 self._nonce_taken.pop(intent_id, None)
                 self._hook("mined", intent_id)
-                self._confirm(intent_id, attempt_id, receipt)
-                self._hook("recorded", intent_id)
+                self._pass.mined.append((intent_id, attempt_id, receipt))
                 return True
         alive = [a for a in attempts if a[2] in _LIVE]
         if used:
@@ -411,8 +452,8 @@ class Relayer:
             return False
         attempt_id, tx_hash, status, _created = alive[-1]
         if (status == "signed" or self._unknown_to_node(tx_hash)) and self._broadcast(
-            intent_id, attempt_id
-        ):
+            [(intent_id, attempt_id)]
+        )[0]:
             return True
         # Replace once the newest version of this nonce, refused ones included, has waited:
         # timing from the oldest would bid higher on every pass.
@@ -457,7 +498,7 @@ class Relayer:
             new_id = self._record_signed(session, intent, tx).id
         log.info("intent %s: replacing %s with higher fees", intent_id, attempt_id)
         self._hook("signed", intent_id)
-        self._broadcast(intent_id, new_id)
+        self._broadcast([(intent_id, new_id)])
 
     def _renonce(self, intent_id: int) -> bool:
         with self.db.begin() as session:
@@ -472,35 +513,58 @@ class Relayer:
             intent.updated_at = self._clock()
         return True
 
-    def _confirm(self, intent_id: int, attempt_id: int, receipt: Any) -> None:
-        error = None
-        if receipt["status"] != 1:
-            try:
-                self.chain.wait(receipt["transactionHash"], timeout=self.receipt_timeout)
-                error = "reverted without a reason"
-            except TransactionReverted as exc:
-                error = exc.message
-        self._finish(intent_id, attempt_id, error=error, block=receipt["blockNumber"])
+    def _record_mined(self) -> bool:
+        """Record every intent this pass found mined, in one database transaction."""
+        mined, self._pass.mined = self._pass.mined, []
+        if not mined:
+            return False
+        outcomes = []
+        for intent_id, attempt_id, receipt in mined:
+            error = None
+            if receipt["status"] != 1:
+                try:
+                    self.chain.wait(receipt["transactionHash"], timeout=self.receipt_timeout)
+                    error = "reverted without a reason"
+                except TransactionReverted as exc:
+                    error = exc.message
+            outcomes.append((intent_id, attempt_id, error, receipt["blockNumber"]))
+        with self.db.begin() as session:
+            for intent_id, attempt_id, error, block in outcomes:
+                self._finish_in(session, intent_id, attempt_id, error=error, block=block)
+        for intent_id, _attempt_id, _error, _block in outcomes:
+            self._hook("recorded", intent_id)
+        return True
 
     def _finish(
         self, intent_id: int, attempt_id: int | None, *, error: str | None, block: int | None = None
     ) -> None:
         with self.db.begin() as session:
-            intent = session.get(OutboxIntent, intent_id, with_for_update=True)
-            assert intent is not None
-            if intent.state in ("confirmed", "failed"):
-                return
-            for t in intent.transactions:
-                if t.id == attempt_id:
-                    t.status = "mined"
-                    intent.tx_hash = t.tx_hash
-                elif t.status in _LIVE:
-                    t.status = "replaced"
-            intent.state = "failed" if error else "confirmed"
-            intent.error = error
-            intent.block_number = block
-            intent.updated_at = self._clock()
-            self._publish(intent)
+            self._finish_in(session, intent_id, attempt_id, error=error, block=block)
+
+    def _finish_in(
+        self,
+        session,
+        intent_id: int,
+        attempt_id: int | None,
+        *,
+        error: str | None,
+        block: int | None = None,
+    ) -> None:
+        intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+        assert intent is not None
+        if intent.state in ("confirmed", "failed"):
+            return
+        for t in intent.transactions:
+            if t.id == attempt_id:
+                t.status = "mined"
+                intent.tx_hash = t.tx_hash
+            elif t.status in _LIVE:
+                t.status = "replaced"
+        intent.state = "failed" if error else "confirmed"
+        intent.error = error
+        intent.block_number = block
+        intent.updated_at = self._clock()
+        self._publish(intent)
 
     def _publish(self, intent: OutboxIntent) -> None:
         if self.webhooks is None:
@@ -525,6 +589,8 @@ class _Pass:
     mined_count: int | None = None
     receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     estimates: dict[int, int | Exception] = field(default_factory=dict)
+    #: (intent id, attempt id, receipt) of the intents found mined, recorded at the end.
+    mined: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
 
 
 def _receipt(raw: dict[str, Any]) -> dict[str, Any]:

@@ -117,17 +117,14 @@ def create_payment(
         principal,
         idempotency_key,
         body,
-        lambda session: PaymentOut.of(
-            checkout.pay_invoice(
-                session,
-                owner=principal.owner,
-                invoice=svc.Invoice(**body.invoice.model_dump()),
-                merchant_signature=body.merchant_signature,
-                payer=body.payer,
-                authorization=_authorization(body.authorization),
-            )
-        ),
+        lambda session, checked: PaymentOut.of(checkout.enqueue(session, principal.owner, checked)),
         model=PaymentOut,
+        check=lambda: checkout.check_payment(
+            invoice=svc.Invoice(**body.invoice.model_dump()),
+            merchant_signature=body.merchant_signature,
+            payer=body.payer,
+            authorization=_authorization(body.authorization),
+        ),
     )
 
 
@@ -150,15 +147,12 @@ def create_hold(
         principal,
         idempotency_key,
         body,
-        lambda session: HoldOut.of(
-            checkout.place_hold(
-                session,
-                owner=principal.owner,
-                hold=svc.Hold(**body.hold.model_dump()),
-                authorization=_authorization(body.authorization),
-            )
-        ),
+        lambda session, checked: HoldOut.of(checkout.enqueue(session, principal.owner, checked)),
         model=HoldOut,
+        check=lambda: checkout.check_hold(
+            hold=svc.Hold(**body.hold.model_dump()),
+            authorization=_authorization(body.authorization),
+        ),
     )
 
 
@@ -170,7 +164,7 @@ def list_payments(
     after: After = None,
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         page = p.outbox.list(
             session, owner=principal.owner, kind=PAYMENT_KIND, limit=limit, after=after
         )
@@ -189,7 +183,7 @@ def get_payment(
     principal: Annotated[Principal, Depends(requires("payments:read"))],
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         intent = p.outbox.get(session, payment_id, owner=principal.owner, kind=PAYMENT_KIND)
         return PaymentOut.of(intent)
 
@@ -206,5 +200,5 @@ def get_hold_request(
     principal: Annotated[Principal, Depends(requires("payments:read"))],
 ) -> dict:
     p = platform(request)
-    with p.db.begin() as session:
+    with p.db.read() as session:
         return HoldOut.of(p.outbox.get(session, request_id, owner=principal.owner, kind=HOLD_KIND))
