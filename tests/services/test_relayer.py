@@ -273,6 +273,36 @@ def test_several_intents_take_consecutive_nonces(database, chain, signer):
     assert [chain.w3.eth.get_balance(p) for p in payees] == [7] * 4
 
 
+class BatchLog(Chain):
+    """A real client that notes the methods of every JSON-RPC batch it sends."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.batches: list[list[str]] = []
+
+    def batch(self, calls, **kw):
+        self.batches.append([method for method, _params in calls])
+        return super().batch(calls, **kw)
+
+
+def test_a_pass_sends_its_pending_intents_in_one_batch(database, chain, signer):
+    """One pass signs every pending intent (one database transaction) and broadcasts them
+    in one JSON-RPC batch, so the node gets them together."""
+    payees = [fresh_address() for _ in range(5)]
+    ids = [request_transfer(database, chain, signer, to=p, amount=3) for p in payees]
+    logged = BatchLog(chain.url, state_dir=chain.state_dir)
+    relayer = make_relayer(database, logged, signer)
+
+    assert relayer.run_once() is True
+    sent = [intent_of(database, i) for i in ids]
+    assert [i.state for i in sent] == ["sent"] * 5
+    broadcasts = [b for b in logged.batches if "eth_sendRawTransaction" in b]
+    assert broadcasts == [["eth_sendRawTransaction"] * 5]
+    intents = [drive(relayer, database, i) for i in ids]
+    assert [i.state for i in intents] == ["confirmed"] * 5
+    assert [chain.w3.eth.get_balance(p) for p in payees] == [3] * 5
+
+
 # -- crashes: a new relayer on the same database finishes the job, once ----------------------
 
 
@@ -300,6 +330,40 @@ def test_a_crash_at_any_step_pays_exactly_once(database, chain, signer, token, s
     assert chain.call(token.functions.balanceOf(payee)) == 1_000_000
     assert mined_count(chain, signer.address) == sent_before + 1
     assert [t.status for t in intent_of(database, intent_id).transactions] == ["mined"]
+
+
+@pytest.mark.parametrize("step", HOOK_STEPS)
+def test_a_crash_at_any_step_of_a_batch_pays_each_exactly_once(
+    database, chain, signer, token, step
+):
+    """The crash comes at the step of the second intent of three that one pass handles."""
+    payees, sent_before = [fresh_address() for _ in range(3)], mined_count(chain, signer.address)
+    ids = [
+        request_transfer(database, chain, signer, to=p, amount=41, token=token.address)
+        for p in payees
+    ]
+
+    def crash_at_second(at, intent_id):
+        if at == step and intent_id == ids[1]:
+            raise Crash(at)
+
+    doomed = make_relayer(database, chain, signer, hook=crash_at_second)
+    deadline = time.monotonic() + 30
+    with pytest.raises(Crash):
+        while time.monotonic() < deadline:
+            doomed.run_once()
+            time.sleep(0.02)
+
+    restarted = make_relayer(database, Chain(chain.url, state_dir=chain.state_dir), signer)
+    intents = [drive(restarted, database, i) for i in ids]
+    for _ in range(3):
+        restarted.run_once()
+
+    assert [i.state for i in intents] == ["confirmed"] * 3
+    assert [chain.call(token.functions.balanceOf(p)) for p in payees] == [41] * 3
+    assert mined_count(chain, signer.address) == sent_before + 3
+    for i in ids:
+        assert [t.status for t in intent_of(database, i).transactions] == ["mined"]
 
 
 def test_a_transaction_signed_but_never_broadcast_is_sent_as_recorded(database, chain, signer):
