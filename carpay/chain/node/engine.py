@@ -12,14 +12,18 @@ from typing import Any
 
 import rlp
 from eth import constants
+from eth._utils.transactions import extract_transaction_sender
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.exceptions import HeaderNotFound, Revert, VMError
 from eth.vm.forks import PragueVM
+from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.spoof import SpoofTransaction
+from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, to_checksum_address
 
 from carpay.chain.node.store import Store
+from carpay.chain.node.tries import ordered_trie_root
 from carpay.errors import NodeError
 
 __all__ = ["BlockResult", "CallResult", "Engine", "hexint", "hexbytes"]
@@ -136,7 +140,13 @@ class Engine:
         """Decode a signed raw transaction (legacy or typed); raises ValidationError."""
         builder = self._vm_class.get_transaction_builder()
         tx = builder.decode(raw)
-        tx.check_signature_validity()
+        # One recovery, kept as the sender: py-evm's check_signature_validity recovers the key
+        # and verifies the signature with it (which a recovered key always passes), and
+        # ``sender`` would then recover it again.
+        try:
+            tx.__dict__["sender"] = extract_transaction_sender(tx)
+        except BadSignature as exc:
+            raise ValidationError(f"Bad Signature: {exc}") from exc
         return tx
 
     # -- mining -------------------------------------------------------------------------
@@ -184,12 +194,17 @@ class Engine:
                 blocked.add(sender)
                 continue
             header = vm.add_receipt_to_header(header, receipt)
-            header = vm.increment_blob_gas_used(header, tx)
+            if tx.type_id == BLOB_TX_TYPE:  # others leave it as it is (py-evm copies it)
+                header = vm.increment_blob_gas_used(header, tx)
             included.append(tx)
             receipts.append(receipt)
-        block = vm.set_block_transactions_and_withdrawals(
-            vm.get_block(), header, included, receipts, withdrawals=None
+        # The tries' roots only: py-evm would also store their nodes, which nothing here
+        # reads (the RPC index serves transactions and receipts; see tries.py).
+        header = header.copy(
+            transaction_root=ordered_trie_root([tx.encode() for tx in included]),
+            receipt_root=ordered_trie_root([r.encode() for r in receipts]),
         )
+        block = vm.get_block().copy(transactions=included, header=header)
         # The block is built here from validated transactions: py-evm's validate_block (in
         # mine_block, and again in Chain.persist_block, which also re-reads the whole block)
         # would recompute the transaction trie and headers for nothing.
