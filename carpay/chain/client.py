@@ -497,6 +497,44 @@ class Chain:
         hashes = [self.send(sender, to) for sender, to in calls]
         return [self.wait(tx_hash, timeout) for tx_hash in hashes]
 
+    def read_all(
+        self,
+        calls: Sequence[tuple[Contract, str, Sequence[Any]]],
+        *,
+        block: int | str = "latest",
+        return_errors: bool = False,
+    ) -> list[Any]:
+        """The decoded results of contract reads ``(contract, function name, args)``, asked
+        as one JSON-RPC batch of ``eth_call`` (a tuple for a function of several outputs). A
+        revert raises :class:`TransactionReverted`, or with ``return_errors`` stands in the
+        list in place of its result."""
+        block_id = hex(block) if isinstance(block, int) else block
+        batch = [
+            (
+                "eth_call",
+                [{"to": c.address, "data": c.encode_abi(name, args=list(args))}, block_id],
+            )
+            for c, name, args in calls
+        ]
+        results = []
+        for (contract, name, _args), answer in zip(
+            calls, self.batch(batch, return_errors=return_errors), strict=True
+        ):
+            if isinstance(answer, Exception):
+                results.append(answer)
+                continue
+            outputs = contract.get_function_by_name(name).abi["outputs"]
+            try:
+                values = abi_decode([o["type"] for o in outputs], bytes.fromhex(answer[2:]))
+            except Exception as exc:  # noqa: BLE001 (no such function there: empty output)
+                failure = ChainError(f"{name} at {contract.address} answered unreadably: {exc}")
+                if not return_errors:
+                    raise failure from exc
+                results.append(failure)
+                continue
+            results.append(values if len(values) != 1 else values[0])
+        return results
+
     def batch(
         self, calls: Sequence[tuple[str, list[Any]]], *, return_errors: bool = False
     ) -> list[Any]:

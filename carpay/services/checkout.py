@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -233,12 +232,7 @@ class ChainCheckoutView:
 
     def _call(self, contract: Any, function: str, *args: Any) -> Any:
         # A plain eth_call: web3's contract call asks the node its chain id every time.
-        data = contract.encode_abi(function, args=list(args))
-        call = {"to": contract.address, "data": data}
-        result = self._chain.batch([("eth_call", [call, "latest"])])
-        outputs = contract.get_function_by_name(function).abi["outputs"]
-        values = abi_decode([o["type"] for o in outputs], bytes.fromhex(result[0][2:]))
-        return values if len(values) > 1 else values[0]
+        return self._chain.read_all([(contract, function, args)])[0]
 
     def merchant_terms(self, merchant: str) -> tuple[str, int, int, bool]:
         payout, fee_bps, category, active = self._call(self._registry, "merchantTerms", merchant)

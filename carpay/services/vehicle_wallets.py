@@ -50,15 +50,19 @@ class ChainWalletView:
 
     def state(self, wallet: str, tokens: frozenset[str] | None = None) -> dict[str, Any] | None:
         """Owner, device key and frozen flag; with ``tokens``, the allowed categories and
-        the limits set in those tokens too."""
-        contract = self._chain.contract("vehicle_wallet", wallet)
-        if not self._chain.w3.eth.get_code(contract.address):
+        the limits set in those tokens too. Two JSON-RPC batches in all."""
+        chain = self._chain
+        contract = chain.contract("vehicle_wallet", wallet)
+        [code] = chain.batch([("eth_getCode", [contract.address, "latest"])])
+        if code in (None, "0x"):
             return None
-        f = contract.functions
-        try:
-            owner, device_key, frozen = f.owner().call(), f.deviceKey().call(), f.frozen().call()
-        except Exception:  # noqa: BLE001 (code that is no vehicle wallet)
-            return None
+        basics = chain.read_all(
+            [(contract, name, ()) for name in ("owner", "deviceKey", "frozen")],
+            return_errors=True,
+        )
+        if any(isinstance(b, Exception) for b in basics):
+            return None  # code that is no vehicle wallet
+        owner, device_key, frozen = basics
         found = {
             "wallet": contract.address,
             "owner": to_checksum_address(owner),
@@ -67,21 +71,27 @@ class ChainWalletView:
         }
         if tokens is None:
             return found
-        categories = [c for i, c in enumerate(CATEGORIES) if f.isCategoryAllowed(i).call()]
-        limits = []
-        for token in sorted(tokens):
-            for i, category in enumerate(CATEGORIES):
-                daily, per_payment = f.limits(token, i).call()
-                if daily or per_payment:
-                    limits.append(
-                        {
-                            "token": token,
-                            "category": category,
-                            "daily": daily,
-                            "per_payment": per_payment,
-                            "available_today": f.availableToday(token, i).call(),
-                        }
-                    )
+        pairs = [(token, i) for token in sorted(tokens) for i in range(len(CATEGORIES))]
+        reads = [(contract, "isCategoryAllowed", (i,)) for i in range(len(CATEGORIES))]
+        reads += [(contract, "limits", pair) for pair in pairs]
+        reads += [(contract, "availableToday", pair) for pair in pairs]
+        answers = chain.read_all(reads)
+        allowed, rest = answers[: len(CATEGORIES)], answers[len(CATEGORIES) :]
+        set_limits, available = rest[: len(pairs)], rest[len(pairs) :]
+        categories = [c for c, yes in zip(CATEGORIES, allowed, strict=True) if yes]
+        limits = [
+            {
+                "token": token,
+                "category": CATEGORIES[i],
+                "daily": daily,
+                "per_payment": per_payment,
+                "available_today": today,
+            }
+            for (token, i), (daily, per_payment), today in zip(
+                pairs, set_limits, available, strict=True
+            )
+            if daily or per_payment
+        ]
         return found | {"categories": categories, "limits": limits}
 
 

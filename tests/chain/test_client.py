@@ -12,6 +12,7 @@ from web3 import Web3
 
 from carpay.chain import Chain, NonceManager, decode_revert
 from carpay.errors import (
+    ChainError,
     DeploymentNotFound,
     TransactionReverted,
     TransactionTimeout,
@@ -98,6 +99,29 @@ def test_erc20_transfer_and_its_log(chain, accounts, plain_erc20):
     assert len(raw) == 1 and raw[0]["topics"][0] == Web3.keccak(
         text="Transfer(address,address,uint256)"
     )
+
+
+def test_several_reads_in_one_batch(chain, accounts, plain_erc20, reverter):
+    owner, bob = accounts[0], accounts[1]
+    token = chain.contract(plain_erc20, chain.deploy(plain_erc20, sender=owner, name="token"))
+    failing = chain.contract(reverter, chain.deploy(reverter, sender=owner))
+    reads = [
+        (token, "totalSupply", ()),
+        (token, "balanceOf", (owner.address,)),
+        (token, "balanceOf", (bob.address,)),
+    ]
+
+    assert chain.read_all(reads) == [SUPPLY, SUPPLY, 0]
+    with_revert = [*reads, (failing, "touch", (True,))]
+    *values, error = chain.read_all(with_revert, return_errors=True)
+    assert values == [SUPPLY, SUPPLY, 0]
+    assert isinstance(error, TransactionReverted) and error.reason == "reverter: asked to fail"
+    with pytest.raises(TransactionReverted, match="asked to fail"):
+        chain.read_all(with_revert)
+    # An account without code answers nothing a reader can decode.
+    not_a_token = chain.contract(plain_erc20, bob.address)
+    with pytest.raises(ChainError, match="answered unreadably"):
+        chain.read_all([(not_a_token, "totalSupply", ())])
 
 
 def test_revert_reasons_are_decoded_before_sending(chain, accounts, reverter):
