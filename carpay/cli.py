@@ -100,11 +100,20 @@ def serve(
     database: Annotated[str | None, typer.Option(help="database URL (SQLAlchemy)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="where carpay keeps its state")] = None,
     port: Annotated[int | None, typer.Option(help="API and web port (default 8000)")] = None,
+    confirmations: Annotated[
+        int | None,
+        typer.Option(min=0, help="blocks on top of a block before it counts (default 12)"),
+    ] = None,
 ) -> None:
     """Run indexer, relayer, webhooks and API against an existing network and database."""
     from carpay import runtime
 
-    given = {"rpc_url": rpc, "database_url": database, "data_dir": data_dir}
+    given = {
+        "rpc_url": rpc,
+        "database_url": database,
+        "data_dir": data_dir,
+        "confirmations": confirmations,
+    }
     s = Settings(**{k: v for k, v in given.items() if v is not None})
     runtime.serve(s, port=port, announce=typer.echo)
 

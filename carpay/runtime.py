@@ -114,7 +114,8 @@ def _run(
     if demo_participants:
         _demo_api_key(db, settings, chain, demo_participants, announce)
     stop = threading.Event()
-    indexer = Indexer(db, chain, platform.watched())
+    confirmations = settings.final_after
+    indexer = Indexer(db, chain, platform.watched(), confirmations=confirmations)
     indexer.add_projection(ChainNotifier(Webhooks()))
     threads = [
         threading.Thread(target=indexer.run, args=(stop,), name="carpay-indexer", daemon=True)
@@ -122,7 +123,7 @@ def _run(
     threads[0].start()
     keyring = keyring or Keyring()
     signers = [relayer_account(settings), operator_account(settings), *keyring]
-    threads += start_workers(db, chain, signers, stop)
+    threads += start_workers(db, chain, signers, stop, confirmations=confirmations)
     if platform.insurance:
         keeper = PolicyKeeper(
             Outbox(sender=signers[0].address, chain_id=chain.chain_id), platform.insurance
@@ -261,7 +262,7 @@ def reindex(settings: Settings) -> int:
     try:
         platform = _recorded_platform(chain)
         db.upgrade()
-        return Indexer(db, chain, platform.watched()).reindex()
+        return Indexer(db, chain, platform.watched(), confirmations=settings.final_after).reindex()
     finally:
         db.dispose()
         if node is not None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
-__all__ = ["DEV_MNEMONIC", "Settings"]
+__all__ = ["DEV_MNEMONIC", "REMOTE_CONFIRMATIONS", "Settings"]
 
 #: The test mnemonic anvil and Hardhat use, so the usual development keys work everywhere.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+#: The confirmations waited for on a remote network unless configured (Ethereum's habit).
+REMOTE_CONFIRMATIONS = 12
 
 
 class Settings(BaseSettings):
@@ -38,6 +40,11 @@ class Settings(BaseSettings):
     #: The platform operator's private key (hex): it owns the merchant registry and onboards
     #: merchants. Unset: development account 0 of ``mnemonic``, which deploys the contracts.
     operator_key: SecretStr | None = None
+    #: Blocks a block must have on top of it before the indexer indexes it and the relayer
+    #: takes a transaction in it as done. Unset: 0 on the embedded node (its blocks are
+    #: final), ``REMOTE_CONFIRMATIONS`` on a network given by ``rpc_url`` (0 suits a QBFT
+    #: network, whose blocks are final too).
+    confirmations: int | None = Field(default=None, ge=0)
     #: Sustained requests per second each API key may make, and the burst above it.
     rate_limit: float = 20.0
     rate_burst: int = 100
@@ -53,3 +60,10 @@ class Settings(BaseSettings):
     @property
     def node_url(self) -> str:
         return self.rpc_url or f"http://{self.node_host}:{self.node_port}"
+
+    @property
+    def final_after(self) -> int:
+        """The confirmations to wait for (see ``confirmations``)."""
+        if self.confirmations is not None:
+            return self.confirmations
+        return REMOTE_CONFIRMATIONS if self.rpc_url else 0

@@ -63,8 +63,10 @@ def _bump(fee: int) -> int:
 class Relayer:
     """Moves the outbox's intents from ``sender`` through ``chain``.
 
-    ``hook(step, intent_id)`` is called at each of :data:`HOOK_STEPS`; tests use it to crash
-    the relayer there. ``clock`` gives the time.
+    An intent is done once its transaction has ``confirmations`` blocks on top of it (0: as
+    soon as it is mined), so that a reorg of a remote network cannot take back a payment
+    whose ``succeeded`` event went out. ``hook(step, intent_id)`` is called at each of
+    :data:`HOOK_STEPS`; tests use it to crash the relayer there. ``clock`` gives the time.
     """
 
     def __init__(
@@ -81,9 +83,11 @@ class Relayer:
         max_attempts: int = 5,
         receipt_timeout: float = 30.0,
         batch: int = 50,
+        confirmations: int = 0,
         hook: Callable[[str, int], None] | None = None,
     ) -> None:
         self.db = db
+        self.confirmations = confirmations
         self._pass = _Pass()
         self.chain = chain
         self.signer = signer
@@ -435,6 +439,11 @@ class Relayer:
             receipt = known[tx_hash] if prefetched else self.chain.receipt(tx_hash)
             if receipt is not None:
                 self._nonce_taken.pop(intent_id, None)
+                if (
+                    self.confirmations
+                    and self._head() - receipt["blockNumber"] < self.confirmations
+                ):
+                    return False  # mined, not final yet: tracked until it is (or is gone)
                 self._hook("mined", intent_id)
                 self._pass.mined.append((intent_id, attempt_id, receipt))
                 return True
@@ -462,6 +471,12 @@ class Relayer:
             self._replace(intent_id, attempt_id)
             return True
         return False
+
+    def _head(self) -> int:
+        """The newest block's number, asked once a pass."""
+        if self._pass.head is None:
+            self._pass.head = self.chain.block_number()
+        return self._pass.head
 
     def _unknown_to_node(self, tx_hash: str) -> bool:
         try:
@@ -585,6 +600,7 @@ class _Pass:
     """What one pass of the relayer asked the node, so that it asks only once."""
 
     fees: tuple[int, int] | None = None
+    head: int | None = None
     pending_count: int | None = None
     mined_count: int | None = None
     receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)

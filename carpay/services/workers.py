@@ -25,8 +25,10 @@ def start_workers(
     *,
     clock: Callable[[], datetime] = utcnow,
     interval: float = 0.2,
+    confirmations: int = 0,
 ) -> list[threading.Thread]:
-    """Start the webhook dispatcher and (with a ``chain``) a relayer per key of ``signer``.
+    """Start the webhook dispatcher and (with a ``chain``) a relayer per key of ``signer``
+    (which takes a transaction as done once ``confirmations`` blocks are on top of it).
 
     Each runs in a daemon thread until ``stop`` is set; join the returned threads to wait
     for them. One relayer may run per signing key, in one process: it owns that key's nonces.
@@ -43,7 +45,14 @@ def start_workers(
     signers = [] if signer is None else [signer] if isinstance(signer, LocalAccount) else signer
     unique = {key.address: key for key in signers}  # one relayer per key: it owns its nonces
     for key in unique.values() if chain is not None else ():
-        relayer = Relayer(db, chain, key, webhooks=Webhooks(clock=clock), clock=clock)
+        relayer = Relayer(
+            db,
+            chain,
+            key,
+            webhooks=Webhooks(clock=clock),
+            clock=clock,
+            confirmations=confirmations,
+        )
         threads.append(
             threading.Thread(
                 target=relayer.run,

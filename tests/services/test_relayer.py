@@ -303,6 +303,40 @@ def test_a_pass_sends_its_pending_intents_in_one_batch(database, chain, signer):
     assert [chain.w3.eth.get_balance(p) for p in payees] == [3] * 5
 
 
+def test_an_intent_is_done_only_once_its_block_has_its_confirmations(
+    database, chain, signer, tmp_path
+):
+    """With confirmations=2 the transfer is mined at once but confirmed, and its webhook
+    event published, only once two more blocks are on top of its block."""
+    payee = fresh_address()
+    intent_id = request_transfer(database, chain, signer, to=payee, amount=11)
+    webhooks = Webhooks()
+    relayer = make_relayer(database, chain, signer, webhooks=webhooks, confirmations=2)
+    other, others = dev_account(3), Chain(chain.url, state_dir=tmp_path / "other")
+
+    deadline = time.monotonic() + 30
+    receipt = None
+    while receipt is None and time.monotonic() < deadline:
+        relayer.run_once()
+        intent = intent_of(database, intent_id)
+        receipt = intent.tx_hash and chain.receipt(intent.tx_hash)
+    assert receipt is not None and chain.w3.eth.get_balance(payee) == 11
+    for on_top in range(2):
+        if on_top:
+            others.transact(other, fresh_address(), value=1, gas=21_000)
+        while chain.block_number() < receipt["blockNumber"] + on_top:
+            time.sleep(0.02)
+        relayer.run_once()
+        assert intent_of(database, intent_id).state == "sent", on_top
+        with database.begin() as s:
+            assert s.scalars(sa.select(WebhookEvent.type)).all() == []
+    others.transact(other, fresh_address(), value=1, gas=21_000)
+    intent = drive(relayer, database, intent_id)
+    assert (intent.state, intent.block_number) == ("confirmed", receipt["blockNumber"])
+    with database.begin() as s:
+        assert s.scalars(sa.select(WebhookEvent.type)).all() == ["transfer.succeeded"]
+
+
 # -- crashes: a new relayer on the same database finishes the job, once ----------------------
 
 
