@@ -215,14 +215,15 @@ class Indexer:
     # -- running -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, interval: float = 0.2) -> None:
-        """Index until ``stop`` is set; errors of the node are logged and retried."""
+        """Index until ``stop`` is set, waiting ``interval`` whenever it has caught up; errors
+        of the node are logged and retried."""
         while not stop.is_set():
             try:
-                busy = self.run_once()
+                caught_up = self.run_once() < 0
             except ChainError as exc:
                 log.warning("indexer: %s; retrying", exc)
-                busy = 0
-            if not busy:
+                caught_up = True
+            if caught_up:
                 stop.wait(interval)
 
     def catch_up(self) -> int:

@@ -267,3 +267,16 @@ def test_stuck_transaction_is_replaced_on_anvil(anvil, accounts, tmp_path):
     finally:
         _rpc(chain, "evm_setAutomine", True)
         _rpc(chain, "evm_mine")
+
+
+def test_the_environments_proxy_settings_are_read_once_and_kept(monkeypatch, tmp_path):
+    """A deployment behind a proxy keeps it: the session reads HTTP(S)_PROXY and NO_PROXY
+    when the client is made, not on every call."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    through = Chain("http://rpc.example:8545", state_dir=tmp_path)
+    direct = Chain("http://localhost:8545", state_dir=tmp_path)
+    monkeypatch.delenv("HTTP_PROXY")
+    assert through._session.proxies.get("http") == "http://127.0.0.1:9"
+    assert "http" not in direct._session.proxies
+    assert through._session.trust_env is False  # the environment is not read again

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,28 @@ def test_a_factorys_contracts_are_followed_from_the_transaction_that_creates_the
     before = _rows(database, LedgerEvent)
     Indexer(database, chain, watched, start_block=start).reindex()
     assert _rows(database, LedgerEvent) == before
+
+
+def test_a_caught_up_indexer_waits_between_rounds(database, chain, accounts, erc20):
+    """Nothing to index: one round per interval, not a loop asking the node all the time."""
+    token, start = _deploy(chain, erc20, accounts[0])
+
+    class Counting(Indexer):
+        rounds = 0
+
+        def run_once(self) -> int:
+            Counting.rounds += 1
+            return super().run_once()
+
+    indexer = Counting(
+        database, chain, [Watched(token.address, "EURC", erc20.abi)], start_block=start
+    )
+    indexer.catch_up()
+    Counting.rounds = 0
+    stop = threading.Event()
+    runner = threading.Thread(target=indexer.run, args=(stop, 0.2))
+    runner.start()
+    time.sleep(1.0)
+    stop.set()
+    runner.join(5)
+    assert 1 <= Counting.rounds <= 7

@@ -42,6 +42,13 @@ def no():
 @view
 def twice(x: uint256) -> uint256:
     return x * 2
+
+interface Tester:
+    def ping(n: uint256): nonpayable
+
+@external
+def relay(target: address, n: uint256):
+    extcall Tester(target).ping(n)
 """
 
 

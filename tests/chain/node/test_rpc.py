@@ -211,6 +211,23 @@ def test_estimate_gas_is_exactly_enough(rpc, tester, funded):
     assert rpc.transact(funded, to=tester, data=ping["data"], gas=gas)["status"] == "0x1"
 
 
+def test_an_estimate_with_calls_is_enough_and_close_to_the_least(rpc, tester, funded):
+    """A call into another contract passes it at most 63/64 of the gas left: the estimate
+    is then what that rule and a stipend can need above the gas used, and no more."""
+    relay = {
+        "from": funded.address,
+        "to": tester,
+        "data": rpc.calldata("relay(address,uint256)", int(tester, 16), 3),
+    }
+    rpc.transact(funded, to=tester, data=relay["data"])  # pings is not zero from here on
+    gas = int(rpc("eth_estimateGas", relay), 16)
+    assert rpc.transact(funded, to=tester, data=relay["data"], gas=gas)["status"] == "0x1"
+    # Less than the gas used (a bound on the least) by the most the estimate adds: too little.
+    below_used = gas * 63 // 64 - 2_301
+    too_little = rpc.transact(funded, to=tester, data=relay["data"], gas=below_used)
+    assert too_little["status"] == "0x0"
+
+
 def test_estimates_agree_with_anvil(embedded_rpc, anvil_rpc, deploy_tester, fund):
     estimates = set()
     for client in (embedded_rpc, anvil_rpc):
