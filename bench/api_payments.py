@@ -2,10 +2,11 @@
 
 Each payment is a merchant-signed invoice and a payer's EIP-3009 authorization, posted to
 ``POST /v1/payments``; it is done when it is mined, indexed (a ``ledger_payments`` row) and its
-``payment.succeeded`` webhook is queued. The node runs in its own process (``carpay node``);
-the API (uvicorn), relayer, webhook dispatcher and indexer run in this one, as ``carpay up``
-runs them. Prints payments/s and p50/p99 request-to-done latency, then the indexer's events/s
-rebuilding the same history (``reindex``); writes bench/results/api_payments.json.
+``payment.succeeded`` webhook is queued. The node runs in its own process (``carpay node``),
+the API (uvicorn) in this one, and the indexer, relayer, webhook dispatcher and keeper in a
+third (``carpay.background``), as ``carpay up`` runs them. Prints payments/s and p50/p99
+request-to-done latency, then the indexer's events/s rebuilding the same history
+(``reindex``); writes bench/results/api_payments.json.
 
     .venv/bin/python bench/api_payments.py [--payments 1000] [--concurrency 32]
 """
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from carpay.accounts.api_keys import ApiKeys  # noqa: E402
-from carpay.api import create_app, start_workers  # noqa: E402
+from carpay.api import create_app  # noqa: E402
+from carpay.background import Background, Plan  # noqa: E402
 from carpay.chain import Chain  # noqa: E402
 from carpay.chain.node import dev_accounts  # noqa: E402
 from carpay.ledger import Database, Indexer  # noqa: E402
@@ -211,9 +213,12 @@ def main() -> None:
         threading.Thread(target=server.run, daemon=True).start()
         while not server.started:
             time.sleep(0.01)
-        indexer = Indexer(db, chain, platform.watched(), start_block=start_block)
-        threading.Thread(target=indexer.run, args=(stop, 0.02), daemon=True).start()
-        start_workers(db, chain, relayer, stop, interval=0.02)
+        # The indexer, relayer, dispatcher and keeper in a process of their own, as
+        # `carpay up` runs them.
+        plan = Plan(
+            settings, url, platform, (relayer.key.hex(),), interval=0.02, start_block=start_block
+        )
+        background = Background(plan)
 
         print(f"posting {args.payments} payments, {args.concurrency} at a time ...", flush=True)
         began = time.perf_counter()
@@ -223,7 +228,7 @@ def main() -> None:
         accepted = time.perf_counter()
         done = _watch(db, started, args.payments, timeout=600)
         finished = max(done.values()) if done else time.perf_counter()
-        stop.set()
+        background.stop()
         server.should_exit = True
 
         latencies = [(done[i] - started[i]) * 1000 for i in done]

@@ -8,7 +8,6 @@ network and database. Both stop cleanly on Ctrl-C and resume where they stopped.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,37 +102,18 @@ def _run(
     import uvicorn
 
     from carpay.api.app import create_app
-    from carpay.services.keeper import PolicyKeeper
-    from carpay.services.notifications import ChainNotifier
-    from carpay.services.outbox import Outbox
-    from carpay.services.webhooks import Webhooks
-    from carpay.services.workers import start_workers
+    from carpay.background import Background, Plan
 
     db = Database.from_settings(settings)
     db.upgrade()
     if demo_participants:
         _demo_api_key(db, settings, chain, demo_participants, announce)
-    stop = threading.Event()
-    confirmations = settings.final_after
-    indexer = Indexer(db, chain, platform.watched(), confirmations=confirmations)
-    indexer.add_projection(ChainNotifier(Webhooks()))
-    threads = [
-        threading.Thread(target=indexer.run, args=(stop,), name="carpay-indexer", daemon=True)
-    ]
-    threads[0].start()
     keyring = keyring or Keyring()
     signers = [relayer_account(settings), operator_account(settings), *keyring]
-    threads += start_workers(db, chain, signers, stop, confirmations=confirmations)
-    if platform.insurance:
-        keeper = PolicyKeeper(
-            Outbox(sender=signers[0].address, chain_id=chain.chain_id), platform.insurance
-        )
-        threads.append(
-            threading.Thread(
-                target=keeper.run, args=(db, chain, stop), name="carpay-keeper", daemon=True
-            )
-        )
-        threads[-1].start()
+    # Indexer, relayers, dispatcher and keeper: in a process of their own (see background.py).
+    background = Background(
+        Plan(settings, chain.url, platform, tuple(key.key.hex() for key in signers))
+    )
     app = create_app(db, chain, settings, keyring=keyring)
     config = uvicorn.Config(
         app, host=settings.api_host, port=port, log_level="warning", lifespan="off"
@@ -143,9 +123,7 @@ def _run(
     try:
         server.run()  # until Ctrl-C or SIGTERM
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
+        background.stop()
         db.dispose()
         announce("carpay: stopped")
 

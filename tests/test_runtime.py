@@ -63,6 +63,34 @@ class Up:
             self.proc.wait()
 
 
+def _children(pid: int) -> set[int]:
+    """The processes ``pid`` started (Linux's /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _gone(pid: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":  # exited, not yet reaped by its (dead) parent's reaper
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _indexed_transfers(data_dir: Path) -> int:
     with sqlite3.connect(data_dir / "carpay.sqlite3") as db:
         return db.execute("SELECT count(*) FROM ledger_transfers").fetchone()[0]
@@ -139,6 +167,27 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
         second.kill()
     # Resumed: nothing counted twice (the mints and the fine's payment).
     assert _indexed_transfers(data_dir) == DEMO_MINTS + 1
+
+
+def test_the_background_workers_go_with_up_even_when_it_is_killed(tmp_path):
+    """Indexer, relayers and dispatcher run in a child process of `carpay up`: it ends with
+    its parent, after Ctrl-C and after kill -9 alike."""
+    data_dir = tmp_path / "carpay"
+    for stop in ("interrupt", "kill"):
+        up = Up(data_dir)
+        try:
+            up.wait_ready()
+            children = _children(up.proc.pid)  # the workers, and multiprocessing's helper
+            workers = [c for c in children if b"spawn_main" in _cmdline(c)]
+            assert len(workers) == 1, [_cmdline(c) for c in children]
+            if stop == "interrupt":
+                assert up.interrupt() == 0, up.output
+            else:
+                up.kill()
+            for child in children:
+                assert _gone(child), f"{_cmdline(child)!r} outlived carpay up ({stop})"
+        finally:
+            up.kill()
 
 
 def test_reindex_rebuilds_the_same_tables_from_the_chain(tmp_path):
