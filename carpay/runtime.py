@@ -1,4 +1,5 @@
-"""Running the platform: node, contracts, indexer, relayer, webhooks and API in one process.
+"""Running the platform: node, contracts, API, and (in a process of their own, see
+:mod:`carpay.background`) indexer, relayers, webhooks and keeper.
 
 ``carpay up`` runs :func:`up` (the embedded node and everything on top of it, with the
 contracts deployed on first start); ``carpay serve`` runs :func:`serve` against an existing
