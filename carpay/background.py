@@ -1,12 +1,13 @@
-"""The platform's background work in a process of its own, beside the API's.
+"""The processes beside the API's: the embedded node's, and the background workers'.
 
 The indexer (with its webhook notifications), a relayer per signing key, the webhook
 dispatcher and the insurance keeper share nothing with the API but the database and the node,
-so they run in a child process: the API's request threads and the workers each get a core
-instead of sharing one interpreter lock. The child is started with ``spawn`` (a fresh
-interpreter: forking a process that runs threads is unsafe), ignores Ctrl-C (the parent stops
-it, so that it finishes its step first) and exits when the parent goes away, even by
-``kill -9``: whatever it was doing resumes from the database on the next start.
+so they run in a child process (:class:`Background`); ``carpay up`` runs the embedded node in
+another (:class:`NodeProcess`). Each gets a core instead of sharing one interpreter lock. A
+child is started with ``spawn`` (a fresh interpreter: forking a process that runs threads is
+unsafe), ignores Ctrl-C (its parent stops it, so that it finishes its step first) and exits
+when its parent goes away, even by ``kill -9``: whatever it was doing resumes on the next
+start (the workers' from the database, the node's from its journal).
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 
 from carpay.chain import Chain
+from carpay.errors import CarpayError, NodeError
 from carpay.ledger import Database, Indexer
 from carpay.services.platform import Platform
 from carpay.settings import Settings
 
-__all__ = ["Background", "Plan"]
+__all__ = ["Background", "NodeProcess", "Plan"]
 
 log = logging.getLogger(__name__)
 
@@ -49,49 +54,111 @@ class Plan:
         return f"Plan(rpc_url={self.rpc_url!r}, keys=<{len(self.keys)} keys>)"
 
 
-class Background:
-    """The background process of ``plan``, started at once; :meth:`stop` ends it."""
+class _Child:
+    """A spawned child process running ``target(*args, stop, reports)``."""
 
-    def __init__(self, plan: Plan) -> None:
+    name = "carpay-child"
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
+        self._reports, child_end = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_main, args=(plan, self._stop), name="carpay-workers", daemon=True
+            target=target, args=(*args, self._stop, child_end), name=self.name, daemon=True
         )
         self._process.start()
+        child_end.close()
 
     @property
     def alive(self) -> bool:
         return self._process.is_alive()
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Ask the workers to finish their step and stop; terminate them if they do not."""
+        """Ask the child to finish its step and stop; terminate it if it does not."""
         self._stop.set()
         self._process.join(timeout)
         if self._process.is_alive():
-            log.warning("the background workers did not stop in %ss: terminating them", timeout)
+            log.warning("%s did not stop in %ss: terminating it", self.name, timeout)
             self._process.terminate()
             self._process.join(5)
 
 
-def _main(plan: Plan, stop: multiprocessing.synchronize.Event) -> None:
+def _until_stopped(stop: Any) -> None:
+    """Wait for ``stop``, or for the parent process to go away."""
+    parent = os.getppid()
+    while not stop.wait(_PARENT_CHECK_S):
+        if os.getppid() != parent:
+            return
+
+
+def _child_setup() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parent = os.getppid()
+
+
+class Background(_Child):
+    """The background workers of ``plan``, started at once; :meth:`stop` ends them."""
+
+    name = "carpay-workers"
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(_work, plan)
+
+
+def _work(plan: Plan, stop: Any, _reports: Any) -> None:
+    _child_setup()
     db = Database.from_settings(plan.settings)
+    chain = Chain(plan.rpc_url, state_dir=plan.settings.data_dir)
     threads_stop = threading.Event()
-    threads = start_threads(
-        db, Chain(plan.rpc_url, state_dir=plan.settings.data_dir), plan, threads_stop
-    )
+    threads = start_threads(db, chain, plan, threads_stop)
     try:
-        while not stop.wait(_PARENT_CHECK_S):
-            if os.getppid() != parent:
-                return  # the parent died: stop with it (finally below)
+        _until_stopped(stop)
     finally:
         threads_stop.set()
         for thread in threads:
             thread.join(10)
         db.dispose()
+
+
+class NodeProcess(_Child):
+    """The embedded node (``Node(data_dir, **options)``) in a child process; returns once it
+    serves, or raises :class:`NodeError` with the reason it could not start."""
+
+    name = "carpay-node"
+
+    def __init__(self, data_dir: Path, *, timeout: float = 60.0, **options: Any) -> None:
+        super().__init__(_serve_node, data_dir, options)
+        if not self._reports.poll(timeout):
+            self.stop()
+            raise NodeError(f"the embedded node did not start in {timeout:.0f}s")
+        try:
+            kind, detail = self._reports.recv()
+        except EOFError:
+            kind, detail = "error", "the embedded node's process ended"
+        if kind != "ready":
+            self.stop()
+            raise NodeError(detail)
+        self.url: str = detail
+
+    def stop(self, timeout: float = 20.0) -> None:
+        super().stop(timeout)
+        self._reports.close()
+
+
+def _serve_node(data_dir: Path, options: dict[str, Any], stop: Any, reports: Any) -> None:
+    from carpay.chain.node import Node
+
+    _child_setup()
+    try:
+        node = Node(data_dir, **options).start()
+    except CarpayError as exc:
+        reports.send(("error", exc.message))
+        return
+    try:
+        reports.send(("ready", node.url))
+        _until_stopped(stop)
+    finally:
+        node.stop()
 
 
 def start_threads(

@@ -159,10 +159,12 @@ def up(
     demo: bool = False,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """The whole platform on the embedded node, the contracts deployed on first start."""
-    from carpay.chain.node import Node
+    """The whole platform on the embedded node, the contracts deployed on first start. The
+    node runs in a process of its own (see :mod:`carpay.background`)."""
+    from carpay.background import NodeProcess
+    from carpay.chain.node import dev_accounts
 
-    node = Node(
+    node = NodeProcess(
         settings.chain_dir,
         chain_id=settings.chain_id,
         host=settings.node_host,
@@ -170,9 +172,11 @@ def up(
         block_time=settings.block_time,
         mnemonic=settings.mnemonic,
     )
-    node.start()
+    accounts = dev_accounts(settings.mnemonic)
     try:
-        announce(f"carpay: node on {node.url} (chain {node.chain_id}, data in {node.data_dir})")
+        announce(
+            f"carpay: node on {node.url} (chain {settings.chain_id}, data in {settings.chain_dir})"
+        )
         chain = Chain(node.url, state_dir=settings.data_dir)
         keys = DevKeys.from_mnemonic(settings.mnemonic)
         operator = operator_account(settings)
@@ -180,9 +184,9 @@ def up(
         for code, address in platform.tokens.items():
             announce(f"carpay: currency token {code} at {address}")
         announce(f"carpay: checkout at {platform.checkout}, merchants at {platform.registry}")
-        owners = list(node.accounts[: len(DEMO_VINS)]) if demo else []
+        owners = list(accounts[: len(DEMO_VINS)]) if demo else []
         if demo:
-            holders = [a.address for a in node.accounts]
+            holders = [a.address for a in accounts]
             seed_demo(chain, platform, operator, holders=holders, merchants=keys.merchants)
             announce(
                 f"carpay: demo data: {len(holders)} development accounts hold 10,000.00 of "

@@ -169,17 +169,19 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
     assert _indexed_transfers(data_dir) == DEMO_MINTS + 1
 
 
-def test_the_background_workers_go_with_up_even_when_it_is_killed(tmp_path):
-    """Indexer, relayers and dispatcher run in a child process of `carpay up`: it ends with
-    its parent, after Ctrl-C and after kill -9 alike."""
+def test_the_node_and_the_workers_go_with_up_even_when_it_is_killed(tmp_path):
+    """The node, and indexer, relayers and dispatcher, run in child processes of `carpay
+    up`: they end with it, after Ctrl-C and after kill -9 alike, and it starts again on the
+    same data (the node's lock on its data directory was let go)."""
     data_dir = tmp_path / "carpay"
-    for stop in ("interrupt", "kill"):
+    for stop in ("interrupt", "kill", "interrupt"):
         up = Up(data_dir)
         try:
             up.wait_ready()
-            children = _children(up.proc.pid)  # the workers, and multiprocessing's helper
-            workers = [c for c in children if b"spawn_main" in _cmdline(c)]
-            assert len(workers) == 1, [_cmdline(c) for c in children]
+            # The node's and the workers' processes, and multiprocessing's helper.
+            children = _children(up.proc.pid)
+            spawned = [c for c in children if b"spawn_main" in _cmdline(c)]
+            assert len(spawned) == 2, [_cmdline(c) for c in children]
             if stop == "interrupt":
                 assert up.interrupt() == 0, up.output
             else:
