@@ -54,6 +54,8 @@ HOOK_STEPS = ("claimed", "signed", "broadcast", "mined", "recorded")
 #: The least fee increase of a replacement, per mille (geth needs 10%, others 12.5%).
 REPLACEMENT_BUMP_PER_MILLE = 125
 _LIVE = ("signed", "broadcast")
+#: What ``Relayer._gas_for`` answers for an intent it failed (its estimate reverted).
+_FAILED = object()
 
 
 def _bump(fee: int) -> int:
@@ -137,11 +139,11 @@ class Relayer:
                 moved |= self._track(intent_id)
             except ChainError as exc:
                 log.warning("intent %s: %s; will retry", intent_id, exc.message)
-        try:
-            moved |= self._record_mined()
-            moved |= self._send_pending(pending)
-        except ChainError as exc:
-            log.warning("relaying: %s; will retry", exc.message)
+        for step, args in ((self._record_mined, ()), (self._send_pending, (pending,))):
+            try:
+                moved |= step(*args)
+            except ChainError as exc:
+                log.warning("relaying: %s; will retry", exc.message)
         self._pass = _Pass()
         return moved
 
@@ -220,9 +222,9 @@ class Relayer:
             except ChainError as exc:
                 log.warning("intent %s: %s; will retry", intent_id, exc.message)
                 continue
-            if gas is True:
-                moved = True  # failed: its estimate reverted
-            elif gas:
+            if gas is _FAILED:
+                moved = True  # its estimate reverted: failed without sending
+            elif gas is not None:
                 gas_of[intent_id] = gas
         if not gas_of:
             return moved
@@ -258,9 +260,9 @@ class Relayer:
         self._broadcast(signed)
         return moved or bool(signed)
 
-    def _gas_for(self, intent_id: int) -> int | bool | None:
-        """The gas limit to sign ``intent_id`` with; None if it is not to be sent now, True if
-        its estimate reverted and it failed."""
+    def _gas_for(self, intent_id: int) -> int | object | None:
+        """The gas limit to sign ``intent_id`` with; None if it is not to be sent now,
+        ``_FAILED`` if its estimate reverted and it failed."""
         with self.db.read() as session:
             intent = session.get(OutboxIntent, intent_id)
             if intent is None or intent.state != "pending":
@@ -278,7 +280,7 @@ class Relayer:
             if self._earlier_in_flight(intent_id):
                 return None  # it may need them (an approval, then the call that spends it)
             self._finish(intent_id, None, error=exc.message)
-            return True
+            return _FAILED
         return gas_with_headroom(estimate)
 
     def _earlier_in_flight(self, intent_id: int) -> bool:
