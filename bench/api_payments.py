@@ -8,7 +8,7 @@ third (``carpay.background``), as ``carpay up`` runs them. Prints payments/s and
 request-to-done latency, then the indexer's events/s rebuilding the same history
 (``reindex``); writes bench/results/api_payments.json.
 
-    .venv/bin/python bench/api_payments.py [--payments 1000] [--concurrency 32]
+    .venv/bin/python bench/api_payments.py [--payments 1000] [--concurrency 32] [--rate R]
 """
 
 from __future__ import annotations
@@ -99,16 +99,23 @@ def _bodies(chain: Chain, checkout: str, token, merchant, payers, count: int) ->
     return bodies
 
 
-async def _post_all(url: str, key: str, bodies: list[dict], concurrency: int) -> dict[str, float]:
+async def _post_all(
+    url: str, key: str, bodies: list[dict], concurrency: int, rate: float | None
+) -> dict[str, float]:
+    """Post every payment, ``concurrency`` at a time; with ``rate``, the i-th not before
+    ``i / rate`` seconds from the start (an offered load, not as fast as the API answers)."""
     started: dict[str, float] = {}
     queue: asyncio.Queue = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+    for i, body in enumerate(bodies):
+        queue.put_nowait((i, body))
     headers = {"Authorization": f"Bearer {key}"}
+    began = time.perf_counter()
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
-            body = queue.get_nowait()
+            i, body = queue.get_nowait()
+            if rate:
+                await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
             invoice_id = body["invoice"]["invoice_id"]
             started[invoice_id] = time.perf_counter()
             response = await client.post(
@@ -122,38 +129,45 @@ async def _post_all(url: str, key: str, bodies: list[dict], concurrency: int) ->
     return started
 
 
-def _watch(db: Database, started: dict[str, float], count: int, timeout: float) -> dict[str, float]:
-    """When each invoice was both indexed and had its webhook queued."""
+def _watch(db: Database, done: dict[str, float], count: int, timeout: float) -> None:
+    """Fill ``done`` with when each invoice was both indexed and had its webhook queued
+    (read 50 times a second, only the rows added since the last look: the watching must not
+    slow the API that shares this process)."""
     indexed: dict[str, float] = {}
-    webhooked: dict[int, float] = {}
-    intent_invoice: dict[int, str] = {}
+    webhooked: dict[str, float] = {}
     deadline = time.perf_counter() + timeout
-    done: dict[str, float] = {}
+    last_payment, last_event = 0, 0
     while len(done) < count and time.perf_counter() < deadline:
         now = time.perf_counter()
-        with db.begin() as session:
-            for (reference,) in session.execute(sa.select(LedgerPayment.reference)):
-                indexed.setdefault(reference, now)
-            for event_id, data in session.execute(
-                sa.select(WebhookEvent.id, WebhookEvent.data).where(
-                    WebhookEvent.type == "payment.succeeded"
+        with db.read() as session:
+            for row_id, reference in session.execute(
+                sa.select(LedgerPayment.id, LedgerPayment.reference).where(
+                    LedgerPayment.id > last_payment
                 )
             ):
-                intent = int(event_id.split("_")[2])
-                webhooked.setdefault(intent, now)
-                intent_invoice[intent] = data["invoice"]["invoice_id"]
-        for intent, at in webhooked.items():
-            invoice_id = intent_invoice[intent]
+                indexed.setdefault(reference, now)
+                last_payment = max(last_payment, row_id)
+            for rowid, data in session.execute(
+                sa.select(sa.literal_column("rowid"), WebhookEvent.data).where(
+                    WebhookEvent.type == "payment.succeeded",
+                    sa.literal_column("rowid") > last_event,
+                )
+            ):
+                webhooked.setdefault(data["invoice"]["invoice_id"], now)
+                last_event = max(last_event, rowid)
+        for invoice_id, at in webhooked.items():
             if invoice_id in indexed and invoice_id not in done:
                 done[invoice_id] = max(at, indexed[invoice_id])
-        time.sleep(0.01)
-    return done
+        time.sleep(0.02)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rate", type=float, default=None, help="payments offered per second (default: all)"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="carpay-bench-"))
@@ -222,11 +236,18 @@ def main() -> None:
 
         print(f"posting {args.payments} payments, {args.concurrency} at a time ...", flush=True)
         began = time.perf_counter()
+        # Watched from the start, beside the posting: a payment is done when it is done, not
+        # when the last one has been posted.
+        done: dict[str, float] = {}
+        watcher = threading.Thread(target=_watch, args=(db, done, args.payments, 600))
+        watcher.start()
         started = asyncio.run(
-            _post_all(f"http://127.0.0.1:{api_port}", key.secret, bodies, args.concurrency)
+            _post_all(
+                f"http://127.0.0.1:{api_port}", key.secret, bodies, args.concurrency, args.rate
+            )
         )
         accepted = time.perf_counter()
-        done = _watch(db, started, args.payments, timeout=600)
+        watcher.join()
         finished = max(done.values()) if done else time.perf_counter()
         background.stop()
         server.should_exit = True
@@ -248,6 +269,7 @@ def main() -> None:
         "machine": f"{host.machine()}, {host.python_implementation()} {host.python_version()}",
         "payments": args.payments,
         "concurrency": args.concurrency,
+        "offered_per_s": args.rate,
         "completed": len(done),
         "accepted_per_s": args.payments / (accepted - began),
         "payments_per_s": len(done) / (finished - began),
@@ -265,9 +287,10 @@ def main() -> None:
     )
     print(f"indexer: {events} events rebuilt at {result['indexer_events_per_s']:.0f} events/s")
     print("targets: 300 payments/s, p99 under 250 ms, indexer over 5,000 events/s")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    path = RESULTS if not args.rate else RESULTS.with_name(f"api_payments_at_{args.rate:g}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
