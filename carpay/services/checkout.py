@@ -194,6 +194,11 @@ class CheckoutView(Protocol):
 
     def invoice_paid(self, merchant: str, invoice_id: bytes) -> bool: ...
 
+    def invoice_state(
+        self, merchant: str, invoice_id: bytes
+    ) -> tuple[tuple[str, int, int, bool], bool]:
+        """``(merchant_terms(merchant), invoice_paid(merchant, invoice_id))`` at once."""
+
     def hold_exists(self, hold_id: bytes) -> bool: ...
 
     def hold_state(self, hold_id: bytes) -> tuple[int, int]:
@@ -240,6 +245,18 @@ class ChainCheckoutView:
 
     def invoice_paid(self, merchant: str, invoice_id: bytes) -> bool:
         return self._call(self._contract, "payments", merchant, invoice_id) != b"\0" * 32
+
+    def invoice_state(
+        self, merchant: str, invoice_id: bytes
+    ) -> tuple[tuple[str, int, int, bool], bool]:
+        # One JSON-RPC batch: a payment's two reads wait for the node once, not twice.
+        (payout, fee_bps, category, active), record = self._chain.read_all(
+            [
+                (self._registry, "merchantTerms", (merchant,)),
+                (self._contract, "payments", (merchant, invoice_id)),
+            ]
+        )
+        return (to_checksum_address(payout), fee_bps, category, active), record != b"\0" * 32
 
     def hold_exists(self, hold_id: bytes) -> bool:
         return self.hold_state(hold_id)[0] != 0
@@ -333,13 +350,16 @@ class CheckoutPayments:
                 "the invoice is not signed by its merchant",
                 errors=[_err("merchant_signature", "not the merchant's")],
             )
-        self._check_merchant(invoice.merchant)
+        terms, paid = self.view.invoice_state(
+            invoice.merchant, bytes.fromhex(invoice.invoice_id[2:])
+        )
+        self._check_merchant(invoice.merchant, terms)
         struct_hash = invoice.struct_hash()
         self._check_authorization(
             payer, invoice.token, invoice.amount_minor, struct_hash, authorization, now
         )
         conflict = "this invoice is paid or being paid already"
-        if self.view.invoice_paid(invoice.merchant, bytes.fromhex(invoice.invoice_id[2:])):
+        if paid:
             raise Conflict(conflict)
         reference = "0x" + struct_hash.hex()
         data = self.view.encode(
@@ -389,8 +409,10 @@ class CheckoutPayments:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def _check_merchant(self, merchant: str) -> None:
-        payout, _fee, _category, active = self.view.merchant_terms(merchant)
+    def _check_merchant(
+        self, merchant: str, terms: tuple[str, int, int, bool] | None = None
+    ) -> None:
+        payout, _fee, _category, active = terms or self.view.merchant_terms(merchant)
         if int(payout, 16) == 0 or not active:
             raise Conflict(f"{merchant} is not an active merchant")
 
