@@ -340,6 +340,18 @@ def test_an_intent_is_done_only_once_its_block_has_its_confirmations(
 # -- crashes: a new relayer on the same database finishes the job, once ----------------------
 
 
+def crash_and_restart(database, chain, signer, hook) -> Relayer:
+    """Run a relayer until ``hook`` crashes it; then the relayer of a restart: a new process,
+    with a new client, on the same database."""
+    doomed = make_relayer(database, chain, signer, hook=hook)
+    deadline = time.monotonic() + 30
+    with pytest.raises(Crash):
+        while time.monotonic() < deadline:
+            doomed.run_once()
+            time.sleep(0.02)
+    return make_relayer(database, Chain(chain.url, state_dir=chain.state_dir), signer)
+
+
 @pytest.mark.parametrize("step", HOOK_STEPS)
 def test_a_crash_at_any_step_pays_exactly_once(database, chain, signer, token, step):
     payee, sent_before = fresh_address(), mined_count(chain, signer.address)
@@ -347,15 +359,7 @@ def test_a_crash_at_any_step_pays_exactly_once(database, chain, signer, token, s
         database, chain, signer, to=payee, amount=1_000_000, token=token.address
     )
 
-    doomed = make_relayer(database, chain, signer, hook=crash_at(step))
-    deadline = time.monotonic() + 30
-    with pytest.raises(Crash):
-        while time.monotonic() < deadline:
-            doomed.run_once()
-            time.sleep(0.02)
-
-    # A restart: a new process, with a new client, on the same database.
-    restarted = make_relayer(database, Chain(chain.url, state_dir=chain.state_dir), signer)
+    restarted = crash_and_restart(database, chain, signer, crash_at(step))
     intent = drive(restarted, database, intent_id)
     for _ in range(3):
         restarted.run_once()
@@ -381,14 +385,7 @@ def test_a_crash_at_any_step_of_a_batch_pays_each_exactly_once(
         if at == step and intent_id == ids[1]:
             raise Crash(at)
 
-    doomed = make_relayer(database, chain, signer, hook=crash_at_second)
-    deadline = time.monotonic() + 30
-    with pytest.raises(Crash):
-        while time.monotonic() < deadline:
-            doomed.run_once()
-            time.sleep(0.02)
-
-    restarted = make_relayer(database, Chain(chain.url, state_dir=chain.state_dir), signer)
+    restarted = crash_and_restart(database, chain, signer, crash_at_second)
     intents = [drive(restarted, database, i) for i in ids]
     for _ in range(3):
         restarted.run_once()
