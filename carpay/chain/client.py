@@ -77,6 +77,8 @@ def gas_with_headroom(estimate: int) -> int:
 
 #: The least fee increase a replacement carries; geth's pool needs 10%, others 12.5%.
 REPLACEMENT_BUMP_PER_MILLE = 125
+#: How many of carpay's contract objects (a name at an address) a client keeps built.
+_CONTRACT_MEMORY = 1024
 #: How many sent transactions the client remembers so that it can replace them.
 _SENT_MEMORY = 10_000
 
@@ -194,6 +196,7 @@ class Chain:
         self._sent: OrderedDict[str, _Sent] = OrderedDict()
         self._lock = threading.Lock()
         self._timeout = request_timeout
+        self._contracts: OrderedDict[tuple[str, str], Contract] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"Chain({self.url!r})"
@@ -289,11 +292,23 @@ class Chain:
         ``compiled`` may be the name of one of carpay's own contracts. Without ``address``,
         the recorded deployment of that name is used.
         """
-        if isinstance(compiled, str):
-            compiled = build.contract(compiled)
+        if not isinstance(compiled, str):
+            if address is None:
+                address = self.deployment(compiled.name).address
+            return self.w3.eth.contract(address=to_checksum_address(address), abi=compiled.abi)
         if address is None:
-            address = self.deployment(compiled.name).address
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=compiled.abi)
+            address = self.deployment(compiled).address
+        # web3 builds a contract's class from its ABI each time (about 5 ms): carpay's own
+        # contracts, whose sources do not change while the process runs, are built once per
+        # address.
+        key = (compiled, to_checksum_address(address))
+        found = self._contracts.get(key)
+        if found is None:
+            found = self.w3.eth.contract(address=key[1], abi=build.contract(compiled).abi)
+            self._contracts[key] = found
+            while len(self._contracts) > _CONTRACT_MEMORY:
+                self._contracts.popitem(last=False)
+        return found
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy.orm import Session
 
-from carpay.errors import Conflict, ValidationFailed
+from carpay.errors import ChainError, Conflict, InsufficientFunds, ValidationFailed
 from carpay.ledger.models import OutboxIntent, utcnow
 from carpay.services.outbox import Outbox, checksum
 from carpay.services.platform import currency_tokens
@@ -194,10 +194,11 @@ class CheckoutView(Protocol):
 
     def invoice_paid(self, merchant: str, invoice_id: bytes) -> bool: ...
 
-    def invoice_state(
-        self, merchant: str, invoice_id: bytes
-    ) -> tuple[tuple[str, int, int, bool], bool]:
-        """``(merchant_terms(merchant), invoice_paid(merchant, invoice_id))`` at once."""
+    def payment_state(
+        self, merchant: str, invoice_id: bytes, token: str, payer: str
+    ) -> tuple[tuple[str, int, int, bool], bool, int | None]:
+        """``(merchant_terms(merchant), invoice_paid(merchant, invoice_id), balance(token,
+        payer))`` at once (the balance None if ``token`` has none to read)."""
 
     def hold_exists(self, hold_id: bytes) -> bool: ...
 
@@ -246,17 +247,25 @@ class ChainCheckoutView:
     def invoice_paid(self, merchant: str, invoice_id: bytes) -> bool:
         return self._call(self._contract, "payments", merchant, invoice_id) != b"\0" * 32
 
-    def invoice_state(
-        self, merchant: str, invoice_id: bytes
-    ) -> tuple[tuple[str, int, int, bool], bool]:
-        # One JSON-RPC batch: a payment's two reads wait for the node once, not twice.
-        (payout, fee_bps, category, active), record = self._chain.read_all(
+    def payment_state(
+        self, merchant: str, invoice_id: bytes, token: str, payer: str
+    ) -> tuple[tuple[str, int, int, bool], bool, int | None]:
+        # One JSON-RPC batch: a payment's reads wait for the node once, not three times.
+        answers = self._chain.read_all(
             [
                 (self._registry, "merchantTerms", (merchant,)),
                 (self._contract, "payments", (merchant, invoice_id)),
-            ]
+                (self._chain.contract("currency_token", token), "balanceOf", (payer,)),
+            ],
+            return_errors=True,
         )
-        return (to_checksum_address(payout), fee_bps, category, active), record != b"\0" * 32
+        for answer in answers[:2]:
+            if isinstance(answer, Exception):
+                raise answer
+        (payout, fee_bps, category, active), record, balance = answers
+        terms = (to_checksum_address(payout), fee_bps, category, active)
+        # A token without a readable balance is left to its authorization's check.
+        return terms, record != b"\0" * 32, None if isinstance(balance, Exception) else balance
 
     def hold_exists(self, hold_id: bytes) -> bool:
         return self.hold_state(hold_id)[0] != 0
@@ -350,8 +359,8 @@ class CheckoutPayments:
                 "the invoice is not signed by its merchant",
                 errors=[_err("merchant_signature", "not the merchant's")],
             )
-        terms, paid = self.view.invoice_state(
-            invoice.merchant, bytes.fromhex(invoice.invoice_id[2:])
+        terms, paid, balance = self.view.payment_state(
+            invoice.merchant, bytes.fromhex(invoice.invoice_id[2:]), invoice.token, payer
         )
         self._check_merchant(invoice.merchant, terms)
         struct_hash = invoice.struct_hash()
@@ -361,6 +370,8 @@ class CheckoutPayments:
         conflict = "this invoice is paid or being paid already"
         if paid:
             raise Conflict(conflict)
+        if balance is not None and balance < invoice.amount_minor:
+            raise InsufficientFunds("the payer's balance is short of the invoice's amount")
         reference = "0x" + struct_hash.hex()
         data = self.view.encode(
             "payInvoiceWithAuthorization",
@@ -386,6 +397,12 @@ class CheckoutPayments:
         conflict = "this hold is placed or being placed already"
         if self.view.hold_exists(hold_id):
             raise Conflict(conflict)
+        try:
+            balance = self.view.balance(hold.token, hold.payer)
+        except ChainError:  # a token without a readable balance: its authorization decides
+            balance = None
+        if balance is not None and balance < hold.amount_minor:
+            raise InsufficientFunds("the payer's balance is short of the hold's amount")
         reference = "0x" + hold_id.hex()
         data = self.view.encode(
             "placeHoldWithAuthorization", hold.as_tuple(), *authorization.args()

@@ -178,6 +178,16 @@ def test_a_bad_signature_is_a_problem_and_records_nothing(client, chain, clock, 
     assert fixed.status_code == 201
 
 
+def test_a_payment_beyond_the_payers_balance_is_refused_at_once(client, chain, clock, writer):
+    """Refused when asked (402), not accepted and failed later; the key is given up."""
+    balance = _token(chain).functions.balanceOf(PAYER.address).call()
+    body = _payment(chain, clock, amount=balance + 1)
+    response = client.post("/v1/payments", json=body, headers={**writer, "Idempotency-Key": "$"})
+    assert_problem(response, 402, "insufficient-funds")
+    assert "short of the invoice's amount" in response.json()["detail"]
+    assert client.get("/v1/payments", headers=writer).json()["data"] == []
+
+
 def test_the_same_key_with_another_body_is_refused(client, chain, clock, writer):
     headers = {**writer, "Idempotency-Key": "k"}
     assert (

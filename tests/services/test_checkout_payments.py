@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from carpay.chain import Chain
 from carpay.chain.node.node import dev_accounts
-from carpay.errors import Conflict, ValidationFailed
+from carpay.errors import Conflict, InsufficientFunds, ValidationFailed
 from carpay.ledger.models import OutboxIntent
 from carpay.services.checkout import (
     ChainCheckoutView,
@@ -162,6 +162,12 @@ def test_a_hold_is_placed_gaslessly(world, people, database):
     assert token.functions.balanceOf(platform.checkout).call() == 80_000
     with database.begin() as session, pytest.raises(Conflict, match="placed or being placed"):
         service.place_hold(session, owner=OWNER, hold=hold, authorization=authorization)
+    # A hold of more than the payer holds is refused at once, and nothing is written.
+    big = Hold(*hold.as_tuple()[:3], 1_000_000, hold.deadline, "0x" + "02" * 32)
+    big_authorization = _authorize(world, payer, big.amount_minor, big.struct_hash())
+    with database.begin() as session, pytest.raises(InsufficientFunds, match="hold's amount"):
+        service.place_hold(session, owner=OWNER, hold=big, authorization=big_authorization)
+    assert _intents(database) == 1
 
 
 def _refusal(world, people, database, change):
@@ -229,6 +235,14 @@ def _zero_amount(args, world, people):
     args["invoice"], args["merchant_signature"] = _invoice(world, people[2], amount=0)
 
 
+def _more_than_the_payer_holds(args, world, people):
+    args["invoice"], args["merchant_signature"] = _invoice(world, people[2], amount=1_000_001)
+    invoice = args["invoice"]
+    args["authorization"] = _authorize(
+        world, people[3], invoice.amount_minor, invoice.struct_hash()
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [
@@ -240,6 +254,7 @@ def _zero_amount(args, world, people):
         (_unregistered_merchant, Conflict, "not an active merchant"),
         (_garbled_signature, ValidationFailed, "65 bytes"),
         (_zero_amount, ValidationFailed, "positive"),
+        (_more_than_the_payer_holds, InsufficientFunds, "short of the invoice's amount"),
     ],
 )
 def test_bad_payments_are_refused_and_nothing_is_written(
