@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: How often the child checks that its parent still runs, in seconds.
 _PARENT_CHECK_S = 0.5
+#: How long the workers' threads have, together, to finish their steps when stopped.
+_STOP_BUDGET_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,11 @@ def _work(plan: Plan, stop: Any, _reports: Any) -> None:
         _until_stopped(stop)
     finally:
         threads_stop.set()
+        # Each finishes its step; all of them within one budget (they are daemon threads: a
+        # step still running then ends with the process, and resumes on the next start).
+        deadline = time.monotonic() + _STOP_BUDGET_S
         for thread in threads:
-            thread.join(10)
+            thread.join(max(0.0, deadline - time.monotonic()))
         db.dispose()
 
 
