@@ -308,18 +308,19 @@ class Indexer:
         def transaction(entry: Mapping[str, Any]) -> tuple[int, int]:
             return int(entry["blockNumber"], 16), int(entry["transactionIndex"], 16)
 
-        if not candidates:
-            return watched
         born: dict[str, tuple[int, int]] = {}
         for entry in watched:
             address = entry["address"].lower()
             creates = self._factories.get(address)
-            spec = self._specs[address].get(entry["topics"][0].lower()) if creates else None
+            topics = entry["topics"]
+            spec = self._specs[address].get(topics[0].lower()) if creates and topics else None
             if spec is not None and spec.name == creates.event:
                 child = spec.decode(entry["topics"], entry["data"])[creates.arg]
                 if child not in self._children and child not in self._watched:
                     born.setdefault(child, transaction(entry))
                     self._adopt(child, creates)
+        if not candidates:
+            return watched
         ours = {position(e) for e in watched}
         theirs = [
             e
