@@ -53,15 +53,12 @@ class ChainWalletView:
         the limits set in those tokens too. Two JSON-RPC batches in all."""
         chain = self._chain
         contract = chain.contract("vehicle_wallet", wallet)
-        [code] = chain.batch([("eth_getCode", [contract.address, "latest"])])
-        if code in (None, "0x"):
-            return None
         basics = chain.read_all(
             [(contract, name, ()) for name in ("owner", "deviceKey", "frozen")],
             return_errors=True,
         )
         if any(isinstance(b, Exception) for b in basics):
-            return None  # code that is no vehicle wallet
+            return None  # no code there (nothing to decode), or code that is no vehicle wallet
         owner, device_key, frozen = basics
         found = {
             "wallet": contract.address,
