@@ -173,11 +173,12 @@ class ApiKeys:
     def touch(self, session: Session, key_id: int) -> None:
         """Record that key ``key_id`` was used now (at most once a minute)."""
         key = session.get(ApiKey, key_id)
-        now = self._clock()
-        if key is not None and (key.last_used_at is None or now - key.last_used_at >= _TOUCH_EVERY):
-            key.last_used_at = now
+        if key is not None and self._stale(key.last_used_at):
+            key.last_used_at = self._clock()
 
     def due_touch(self, principal: Principal) -> bool:
         """Whether :meth:`touch` would record anything for ``principal`` now."""
-        used = principal.last_used_at
-        return used is None or self._clock() - used >= _TOUCH_EVERY
+        return self._stale(principal.last_used_at)
+
+    def _stale(self, last_used_at: datetime | None) -> bool:
+        return last_used_at is None or self._clock() - last_used_at >= _TOUCH_EVERY

@@ -292,19 +292,17 @@ class Chain:
         ``compiled`` may be the name of one of carpay's own contracts. Without ``address``,
         the recorded deployment of that name is used.
         """
+        name = compiled if isinstance(compiled, str) else compiled.name
+        address = to_checksum_address(address or self.deployment(name).address)
         if not isinstance(compiled, str):
-            if address is None:
-                address = self.deployment(compiled.name).address
-            return self.w3.eth.contract(address=to_checksum_address(address), abi=compiled.abi)
-        if address is None:
-            address = self.deployment(compiled).address
+            return self.w3.eth.contract(address=address, abi=compiled.abi)
         # web3 builds a contract's class from its ABI each time (about 5 ms): carpay's own
         # contracts, whose sources do not change while the process runs, are built once per
         # address.
-        key = (compiled, to_checksum_address(address))
+        key = (compiled, address)
         found = self._contracts.get(key)
         if found is None:
-            found = self.w3.eth.contract(address=key[1], abi=build.contract(compiled).abi)
+            found = self.w3.eth.contract(address=address, abi=build.contract(compiled).abi)
             self._contracts[key] = found
             while len(self._contracts) > _CONTRACT_MEMORY:
                 self._contracts.popitem(last=False)
