@@ -28,6 +28,7 @@ from carpay.services.platform import (
     DEMO_VINS,
     Platform,
     deploy_platform,
+    deployed_address,
     seed_demo,
 )
 from carpay.settings import Settings
@@ -59,14 +60,6 @@ class DevKeys:
         return cls(owner=key(0), treasury=key(19), merchants=[key(i) for i in range(10, 19)])
 
 
-def _deployed_or_none(chain: Chain, name: str) -> str | None:
-    """Where ``name`` is deployed, or None (a deployment older than the contract)."""
-    try:
-        return chain.deployment(name).address
-    except DeploymentNotFound:
-        return None
-
-
 def _recorded_platform(chain: Chain) -> Platform:
     try:
         return Platform(
@@ -79,7 +72,7 @@ def _recorded_platform(chain: Chain) -> Platform:
             fines=chain.deployment("traffic_fines").address,
             escrow=chain.deployment("vehicle_escrow").address,
             insurance=chain.deployment("insurance").address,
-            wallets=_deployed_or_none(chain, "vehicle_wallet_factory"),
+            wallets=deployed_address(chain, "vehicle_wallet_factory"),
         )
     except DeploymentNotFound as exc:
         raise ConfigError(

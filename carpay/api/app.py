@@ -26,7 +26,7 @@ from carpay.services.merchant_checkout import MerchantCheckout
 from carpay.services.merchants import Merchants
 from carpay.services.outbox import Outbox
 from carpay.services.participant_keys import ParticipantKeys
-from carpay.services.platform import currency_tokens
+from carpay.services.platform import currency_tokens, deployed_address
 from carpay.services.policies import Policies
 from carpay.services.transfers import Transfers
 from carpay.services.vehicle_wallets import ChainWalletView, VehicleWallets
@@ -177,15 +177,12 @@ class ApiServices:
         if self._vehicle_wallets is None:
             if self.chain is None:
                 raise ServiceUnavailable("no node is configured: vehicle wallets are unavailable")
-            try:
-                factory = self.chain.deployment("vehicle_wallet_factory").address
-            except DeploymentNotFound:
-                factory = None  # a deployment older than the factory: existing wallets only
             self._vehicle_wallets = VehicleWallets(
                 self._keys(),
                 ChainWalletView(self.chain),
                 currencies=self._currencies(),
-                factory=factory,
+                # None on a deployment older than the factory: existing wallets only.
+                factory=deployed_address(self.chain, "vehicle_wallet_factory"),
             )
         return self._vehicle_wallets
 

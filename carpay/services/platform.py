@@ -28,6 +28,7 @@ __all__ = [
     "Platform",
     "currency_tokens",
     "deploy_platform",
+    "deployed_address",
     "require_currency",
     "seed_demo",
 ]
@@ -125,7 +126,9 @@ class Platform:
         return items
 
 
-def _deployed(chain: Chain, name: str) -> str | None:
+def deployed_address(chain: Chain, name: str) -> str | None:
+    """Where ``name`` is recorded as deployed on ``chain``, or None (not deployed yet, or a
+    deployment older than the contract)."""
     try:
         return chain.deployment(name).address
     except DeploymentNotFound:
@@ -145,14 +148,16 @@ def deploy_platform(
     ``treasury`` receives the fees; ``gateway`` (default: ``owner``) is the bank gateway's
     minter address.
     """
-    registry = _deployed(chain, "merchant_registry") or chain.deploy(
+    registry = deployed_address(chain, "merchant_registry") or chain.deploy(
         "merchant_registry", treasury, sender=owner
     )
-    checkout = _deployed(chain, "checkout") or chain.deploy("checkout", registry, sender=owner)
+    checkout = deployed_address(chain, "checkout") or chain.deploy(
+        "checkout", registry, sender=owner
+    )
     tokens = {}
     for currency in currencies:
         name = f"currency_token:{currency.code}"
-        address = _deployed(chain, name)
+        address = deployed_address(chain, name)
         if address is None:
             address = chain.deploy(
                 "currency_token",
@@ -169,7 +174,7 @@ def deploy_platform(
                 owner, token.functions.configureMinter(gateway or owner.address, GATEWAY_ALLOWANCE)
             )
         tokens[currency.code] = address
-    vehicles = _deployed(chain, "vehicle_registry") or chain.deploy(
+    vehicles = deployed_address(chain, "vehicle_registry") or chain.deploy(
         "vehicle_registry",
         "Carpay Vehicle Title",
         "CVT",
@@ -178,21 +183,21 @@ def deploy_platform(
         "1",
         sender=owner,
     )
-    fines = _deployed(chain, "traffic_fines") or chain.deploy(
+    fines = deployed_address(chain, "traffic_fines") or chain.deploy(
         "traffic_fines", registry, vehicles, sender=owner
     )
-    escrow = _deployed(chain, "vehicle_escrow")
+    escrow = deployed_address(chain, "vehicle_escrow")
     if escrow is None:
         escrow = chain.deploy("vehicle_escrow", vehicles, registry, ESCROW_FEE_BPS, sender=owner)
         # A registrar of titles: it lifts a lien to move the title, and records it again.
         registry_of_titles = chain.contract("vehicle_registry", vehicles)
         chain.transact(owner, registry_of_titles.functions.setRegistrar(escrow, True))
-    insurance = _deployed(chain, "insurance") or chain.deploy(
+    insurance = deployed_address(chain, "insurance") or chain.deploy(
         "insurance", registry, vehicles, sender=owner
     )
-    wallets = _deployed(chain, "vehicle_wallet_factory")
+    wallets = deployed_address(chain, "vehicle_wallet_factory")
     if wallets is None:
-        blueprint = _deployed(chain, "vehicle_wallet_blueprint") or chain.deploy(
+        blueprint = deployed_address(chain, "vehicle_wallet_blueprint") or chain.deploy(
             build.blueprint(contract("vehicle_wallet")), sender=owner
         )
         wallets = chain.deploy(
