@@ -54,6 +54,10 @@ class Up:
         self.proc.send_signal(signal.SIGINT)
         try:
             return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"carpay up still runs 30 s after Ctrl-C:\n{self.output}"
+            ) from None
         finally:
             self.log.close()
 
