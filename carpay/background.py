@@ -127,8 +127,9 @@ def _work(plan: Plan, stop: Any, _reports: Any) -> None:
 
 
 class NodeProcess(_Child):
-    """The embedded node (``Node(data_dir, **options)``) in a child process; returns once it
-    serves, or raises :class:`NodeError` with the reason it could not start."""
+    """The embedded node (``SplitNode(data_dir, **options)``: its engine in one more process)
+    in a child process; returns once it serves, or raises :class:`NodeError` with the reason
+    it could not start."""
 
     name = "carpay-node"
 
@@ -152,11 +153,11 @@ class NodeProcess(_Child):
 
 
 def _serve_node(data_dir: Path, options: dict[str, Any], stop: Any, reports: Any) -> None:
-    from carpay.chain.node import Node
+    from carpay.chain.node.split import SplitNode
 
     _child_setup()
     try:
-        node = Node(data_dir, **options).start()
+        node = SplitNode(data_dir, **options).start()
     except CarpayError as exc:
         reports.send(("error", exc.message))
         return

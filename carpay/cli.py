@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from carpay.errors import CarpayError
+from carpay.errors import CarpayError, NodeError
 from carpay.settings import Settings
 
 __all__ = ["app", "main"]
@@ -39,10 +39,10 @@ def node(
     ] = False,
 ) -> None:
     """Run the embedded EVM node (JSON-RPC over HTTP and WebSocket)."""
-    from carpay.chain.node import Node
+    from carpay.chain.node.split import SplitNode
 
     s = Settings()
-    n = Node(
+    n = SplitNode(
         data_dir or s.chain_dir,
         chain_id=chain_id or s.chain_id,
         host=host or s.node_host,
@@ -52,8 +52,8 @@ def node(
     )
     n.open()
     typer.echo(f"carpay node: chain {n.chain_id} at block {n.head_number}, data in {n.data_dir}")
-    for account in n.accounts:
-        typer.echo(f"  funded development account {account.address}")
+    for address in n.addresses:
+        typer.echo(f"  funded development account {address}")
     _serve(n)
 
 
@@ -76,6 +76,8 @@ def _serve(n) -> None:
         pass
     finally:
         n.close()
+    if n.engine_failed:
+        raise NodeError("the node's engine process ended unexpectedly; its log is above")
 
 
 @app.command()

@@ -31,9 +31,10 @@ def anvil():
 
 @pytest.fixture(scope="session")
 def embedded(tmp_path_factory):
-    from carpay.chain.node import Node
+    """The embedded node as ``carpay node`` runs it: its engine in a process of its own."""
+    from carpay.chain.node.split import SplitNode
 
-    node = Node(tmp_path_factory.mktemp("embedded-node"), port=0)
+    node = SplitNode(tmp_path_factory.mktemp("embedded-node"), port=0)
     node.start()
     try:
         yield node

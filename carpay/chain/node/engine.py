@@ -26,7 +26,7 @@ from carpay.chain.node.store import Store
 from carpay.chain.node.tries import ordered_trie_root
 from carpay.errors import NodeError
 
-__all__ = ["BlockResult", "CallResult", "Engine", "hexint", "hexbytes"]
+__all__ = ["BlockResult", "CallResult", "Engine", "decode_transaction", "hexint", "hexbytes"]
 
 DEFAULT_GAS_LIMIT = 30_000_000
 #: The gas a call with value passes on for free (EIP-150's stipend).
@@ -133,21 +133,6 @@ class Engine:
         self._head_accounts: dict[bytes, tuple[int, int]] = {}
         self._head_state: Any = None
         self._next_base_fee: int | None = None
-
-    # -- transactions -------------------------------------------------------------------
-
-    def decode_transaction(self, raw: bytes) -> Any:
-        """Decode a signed raw transaction (legacy or typed); raises ValidationError."""
-        builder = self._vm_class.get_transaction_builder()
-        tx = builder.decode(raw)
-        # One recovery, kept as the sender: py-evm's check_signature_validity recovers the key
-        # and verifies the signature with it (which a recovered key always passes), and
-        # ``sender`` would then recover it again.
-        try:
-            tx.__dict__["sender"] = extract_transaction_sender(tx)
-        except BadSignature as exc:
-            raise ValidationError(f"Bad Signature: {exc}") from exc
-        return tx
 
     # -- mining -------------------------------------------------------------------------
 
@@ -374,6 +359,24 @@ class Engine:
             )
             self._next_base_fee = header.base_fee_per_gas
         return self._next_base_fee
+
+
+def decode_transaction(raw: bytes, sender: bytes | None = None) -> Any:
+    """Decode a signed raw transaction (legacy or typed); raises ValidationError.
+
+    The sender is recovered once and kept (py-evm's check_signature_validity recovers the key
+    and verifies the signature with it, which a recovered key always passes, and ``sender``
+    would then recover it again), unless ``sender`` says who it is: the node's JSON-RPC
+    process recovers it before it hands the transaction to the execution process.
+    """
+    tx = PragueVM.get_transaction_builder().decode(raw)
+    if sender is None:
+        try:
+            sender = extract_transaction_sender(tx)
+        except BadSignature as exc:
+            raise ValidationError(f"Bad Signature: {exc}") from exc
+    tx.__dict__["sender"] = sender
+    return tx
 
 
 def _try(state: Any, tx: Any, gas: int) -> Any:

@@ -8,14 +8,17 @@ last record (a crash mid-write) is ignored, since it was never acknowledged.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["Journal"]
+from eth_utils import keccak
+
+__all__ = ["Journal", "JournalWriter"]
 
 _HEADER = struct.Struct(">II")  # length, crc32
 
@@ -70,3 +73,77 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             os.close(self._fd)
+
+
+class JournalWriter:
+    """Group commit into a :class:`Journal` from a thread of its own, and compaction.
+
+    ``append(raw)`` returns a future that completes once ``raw`` is fsynced: every record
+    queued while one fsync runs goes to disk in the next, together. When the file has grown
+    past ``compact_bytes`` (and doubled since it was last rewritten), it is rewritten with only
+    the records ``settled`` does not know (by transaction hash: mined or dropped in a committed
+    block), under the journal's lock, so no acknowledged record is left out.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        settled: Callable[[bytes], bool],
+        *,
+        compact_bytes: int = 4 << 20,
+    ) -> None:
+        self.journal = journal
+        self._settled = settled
+        self._compact_bytes = compact_bytes
+        self._kept_bytes = 0
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[bytes, concurrent.futures.Future]] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="node-journal", daemon=True)
+        self._thread.start()
+
+    def append(self, raw: bytes) -> concurrent.futures.Future:
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the journal is closed")
+            self._waiting.append((raw, done))
+            self._cond.notify()
+        return done
+
+    def close(self) -> None:
+        """Write what is queued, then close the file."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        self.journal.close()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                batch, self._waiting = self._waiting, []
+            try:
+                self.journal.append([raw for raw, _ in batch])
+            except OSError as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for _, done in batch:
+                done.set_result(None)
+            self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
+        size = self.journal.path.stat().st_size
+        if size <= max(self._compact_bytes, 2 * self._kept_bytes):
+            return
+        try:
+            kept = [r for r in self.journal.replay() if not self._settled(keccak(r))]
+            self.journal.rewrite(kept)
+        except OSError:  # the journal as it is stays valid; the next group tries again
+            return
+        self._kept_bytes = self.journal.path.stat().st_size

@@ -10,24 +10,31 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from eth_account import Account
 
-from carpay.chain.node.engine import BlockResult, Engine
-from carpay.chain.node.journal import Journal
+from carpay.chain.node.engine import BlockResult, Engine, decode_transaction, transaction_fields
+from carpay.chain.node.journal import Journal, JournalWriter
 from carpay.chain.node.pool import Pool, Rejected
 from carpay.chain.node.store import Store
 from carpay.errors import NodeError
 from carpay.settings import DEV_MNEMONIC
 
-__all__ = ["Node", "dev_accounts"]
+__all__ = ["OPERATIONS", "Node", "Serving", "dev_accounts"]
 
 log = logging.getLogger("carpay.node")
 
+#: What the JSON-RPC side may ask of the engine (:meth:`Node.ask`): its state reads, and the
+#: node's pool.
+_ENGINE_OPERATIONS = ("account", "call", "code_at", "estimate_gas", "next_base_fee", "storage_at")
+_POOL_OPERATIONS = ("pending_nonce", "pending_transaction", "submit")
+OPERATIONS = frozenset(_ENGINE_OPERATIONS + _POOL_OPERATIONS)
 DEV_BALANCE = 10_000 * 10**18
 MAX_TXS_PER_BLOCK = 2_000
-JOURNAL_COMPACT_BYTES = 4 << 20
+#: How long opening waits for a data directory that another node holds (one just killed
+#: may still be exiting).
+LOCK_WAIT_S = 2.0
 
 
 def dev_accounts(mnemonic: str = DEV_MNEMONIC, count: int = 10) -> list[Any]:
@@ -38,46 +45,20 @@ def dev_accounts(mnemonic: str = DEV_MNEMONIC, count: int = 10) -> list[Any]:
     ]
 
 
-class Node:
-    """A single-machine EVM node that any Ethereum tool can use.
+class Serving:
+    """Serving JSON-RPC, whichever process executes the blocks. A subclass has ``host``,
+    ``port``, ``open()`` and ``close()``, and starts with ``_server`` and ``_thread`` None."""
 
-    Transactions are acknowledged only once they are in the fsynced journal, mined as soon as
-    they arrive (those arriving together share a block), and every block is committed to LMDB
-    atomically. ``start()`` serves JSON-RPC over HTTP and WebSocket on ``host:port`` (port 0
-    picks a free one) from a background thread; ``serve_forever()`` does it in the caller's.
-    """
+    host: str
+    port: int
+    _server: Any
+    _thread: threading.Thread | None
 
-    def __init__(
-        self,
-        data_dir: Path | str,
-        *,
-        chain_id: int = 1337,
-        host: str = "127.0.0.1",
-        port: int = 8545,
-        block_time: float | None = None,
-        mnemonic: str | None = DEV_MNEMONIC,
-        accounts: int = 10,
-    ) -> None:
-        self.data_dir = Path(data_dir)
-        self.chain_id = chain_id
-        self.host = host
-        self.port = port
-        self.block_time = block_time
-        self.accounts = dev_accounts(mnemonic, accounts) if mnemonic else []
-        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="node-worker")
-        self._journal_lock = threading.Condition()
-        self._journal_waiting: list[tuple[bytes, concurrent.futures.Future]] = []
-        self._listeners: list[Callable[[BlockResult], None]] = []
-        self._mine_scheduled = False
-        self._closed = False
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.engine: Engine | None = None
-        self.store: Store | None = None
-        self.pool = Pool()
-        self.head_number = 0
+    def open(self) -> None:
+        raise NotImplementedError
 
-    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        raise NotImplementedError
 
     @property
     def url(self) -> str:
@@ -87,64 +68,7 @@ class Node:
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    def open(self) -> None:
-        """Open the data directory, create genesis if new, replay the journal."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._worker.submit(self._open).result()
-        threading.Thread(target=self._journal_loop, name="node-journal", daemon=True).start()
-        if self.block_time:
-            threading.Thread(target=self._interval_loop, name="node-clock", daemon=True).start()
-
-    def _open(self) -> None:
-        self._lock_file = open(self.data_dir / "LOCK", "a+b")  # noqa: SIM115 (held while open)
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise NodeError(f"another node is using the data directory {self.data_dir}") from None
-        try:
-            self._load()
-        except BaseException:
-            if self.store is not None:
-                self.store.close()
-                self.store = None
-            self._lock_file.close()
-            raise
-
-    def _load(self) -> None:
-        try:
-            self.store = Store(self.data_dir / "db")
-        except Exception as exc:  # lmdb.Error: unreadable or not an LMDB environment
-            raise NodeError(f"cannot open the node's data in {self.data_dir}: {exc}") from exc
-        alloc = {bytes.fromhex(a.address[2:]): DEV_BALANCE for a in self.accounts}
-        self.engine = Engine(self.store, self.chain_id, alloc)
-        self.head_number = self.engine.head.block_number
-        self.journal = Journal(self.data_dir / "journal")
-        replayed = 0
-        for raw in list(self.journal.replay()):
-            try:
-                tx = self.engine.decode_transaction(raw)
-            except Exception:
-                continue
-            if self.is_known(tx.hash):
-                continue
-            try:
-                self._admit(tx, raw)
-                replayed += 1
-            except Rejected:
-                continue
-        self.journal.rewrite([self.pool.raw[h] for h in self._pool_order()])
-        if replayed:
-            log.info("replayed %d journaled transactions", replayed)
-            while self.pool.ready:
-                self._mine_once()
-
-    def _pool_order(self) -> list[bytes]:
-        order = [tx.hash for tx in self.pool.ready.values()]
-        order += [tx.hash for q in self.pool.queued.values() for tx in q.values()]
-        return order
-
-    def start(self) -> Node:
+    def start(self) -> Self:
         """Open the node and serve JSON-RPC from a background thread; returns when serving."""
         from carpay.chain.node.server import serve
 
@@ -184,19 +108,138 @@ class Node:
             self._thread.join(10)
         self.close()
 
+
+class Node(Serving):
+    """A single-machine EVM node that any Ethereum tool can use.
+
+    Transactions are acknowledged only once they are in the fsynced journal, mined as soon as
+    they arrive (those arriving together share a block), and every block is committed to LMDB
+    atomically. ``start()`` serves JSON-RPC over HTTP and WebSocket on ``host:port`` (port 0
+    picks a free one) from a background thread; ``serve_forever()`` does it in the caller's.
+
+    This runs everything in one process; :class:`~carpay.chain.node.split.SplitNode` (what
+    ``carpay node`` runs) serves JSON-RPC in one process and this, without its own journal
+    (``writes_journal=False``: the JSON-RPC process writes it), in another. The JSON-RPC side
+    reaches the engine only through :meth:`ask` and :meth:`journaled`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        chain_id: int = 1337,
+        host: str = "127.0.0.1",
+        port: int = 8545,
+        block_time: float | None = None,
+        mnemonic: str | None = DEV_MNEMONIC,
+        accounts: int = 10,
+        writes_journal: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.chain_id = chain_id
+        self.host = host
+        self.port = port
+        self.block_time = block_time
+        self.accounts = dev_accounts(mnemonic, accounts) if mnemonic else []
+        self.writes_journal = writes_journal
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="node-worker")
+        self._journal: JournalWriter | None = None
+        self._listeners: list[Callable[[BlockResult], None]] = []
+        self._mine_scheduled = False
+        self._closed = False
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.engine: Engine | None = None
+        self.store: Store | None = None
+        self.pool = Pool()
+        self.head_number = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def addresses(self) -> list[str]:
+        """The funded development accounts' addresses."""
+        return [a.address for a in self.accounts]
+
+    def open(self) -> None:
+        """Open the data directory, create genesis if new, replay the journal."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._worker.submit(self._open).result()
+        if self.writes_journal:
+            self._journal = JournalWriter(Journal(self.data_dir / "journal"), self.is_known)
+        if self.block_time:
+            threading.Thread(target=self._interval_loop, name="node-clock", daemon=True).start()
+
+    def _open(self) -> None:
+        self._lock_file = open(self.data_dir / "LOCK", "a+b")  # noqa: SIM115 (held while open)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                self._lock_file.close()
+                raise NodeError(
+                    f"another node is using the data directory {self.data_dir}"
+                ) from None
+        try:
+            self._load()
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            self._lock_file.close()
+            raise
+
+    def _load(self) -> None:
+        try:
+            self.store = Store(self.data_dir / "db")
+        except Exception as exc:  # lmdb.Error: unreadable or not an LMDB environment
+            raise NodeError(f"cannot open the node's data in {self.data_dir}: {exc}") from exc
+        alloc = {bytes.fromhex(a.address[2:]): DEV_BALANCE for a in self.accounts}
+        self.engine = Engine(self.store, self.chain_id, alloc)
+        self.head_number = self.engine.head.block_number
+        journal = Journal(self.data_dir / "journal")
+        replayed = 0
+        for raw in list(journal.replay()):
+            try:
+                tx = decode_transaction(raw)
+            except Exception:
+                continue
+            if self.is_known(tx.hash):
+                continue
+            try:
+                self._admit(tx, raw)
+                replayed += 1
+            except Rejected:
+                continue
+        journal.rewrite([self.pool.raw[h] for h in self._pool_order()])
+        journal.close()
+        if replayed:
+            log.info("replayed %d journaled transactions", replayed)
+            while self.pool.ready:
+                self._mine_once()
+
+    def _pool_order(self) -> list[bytes]:
+        order = [tx.hash for tx in self.pool.ready.values()]
+        order += [tx.hash for q in self.pool.queued.values() for tx in q.values()]
+        return order
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        with self._journal_lock:
-            self._journal_lock.notify_all()
+        if self._journal is not None:
+            self._journal.close()
         self._worker.submit(self._close).result()
         self._worker.shutdown()
 
     def _close(self) -> None:
         if self.store is not None:
             self.store.close()
-            self.journal.close()
             self._lock_file.close()
 
     # -- the worker ---------------------------------------------------------------------
@@ -204,6 +247,23 @@ class Node:
     def run(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         """Run ``fn(*args)`` on the worker thread, the only one that touches the engine."""
         return self._worker.submit(fn, *args)
+
+    def operation(self, name: str) -> Callable[..., Any]:
+        """The engine operation ``name`` (one of :data:`OPERATIONS`), to run on the worker."""
+        if name in _ENGINE_OPERATIONS:
+            return getattr(self.engine, name)
+        if name in _POOL_OPERATIONS:
+            return getattr(self, name)
+        raise KeyError(name)
+
+    async def ask(self, name: str, *args: Any) -> Any:
+        """Run the engine operation ``name`` on the worker; its result."""
+        return await asyncio.wrap_future(self._worker.submit(self.operation(name), *args))
+
+    async def journaled(self, raw: bytes) -> None:
+        """Return once ``raw`` is in the fsynced journal."""
+        assert self._journal is not None, "this node does not write its journal"
+        await asyncio.wrap_future(self._journal.append(raw))
 
     def on_block(self, listener: Callable[[BlockResult], None]) -> None:
         """Call ``listener(result)`` on the worker thread after every committed block."""
@@ -217,11 +277,14 @@ class Node:
             or self.store.get_committed(index, b"d" + tx_hash) is not None
         )
 
-    def submit(self, raw: bytes) -> bytes:
-        """Validate and pool a raw transaction (worker thread); returns its hash."""
+    def submit(self, raw: bytes, sender: bytes | None = None) -> bytes:
+        """Validate and pool a raw transaction (worker thread); returns its hash.
+
+        ``sender``, if given, is the one recovered from its signature already.
+        """
         assert self.engine is not None
         try:
-            tx = self.engine.decode_transaction(raw)
+            tx = decode_transaction(raw, sender)
         except Exception as exc:
             raise Rejected(f"invalid transaction: {exc}") from exc
         if tx.hash in self.pool or self.is_known(tx.hash):
@@ -268,6 +331,19 @@ class Node:
         nonce, _ = self.engine.account(sender)
         return self.pool.pending_nonce(sender, nonce)
 
+    def pending_transaction(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """The JSON-RPC form of a pooled transaction; None if it is not in the pool."""
+        if tx_hash not in self.pool:
+            return None
+        for tx in self.pool.ready.values():
+            if tx.hash == tx_hash:
+                return transaction_fields(tx)
+        for queue in self.pool.queued.values():
+            for tx in queue.values():
+                if tx.hash == tx_hash:
+                    return transaction_fields(tx)
+        return None
+
     def _mine_ready(self) -> None:
         self._mine_scheduled = False
         if self.pool.ready:
@@ -296,8 +372,6 @@ class Node:
                 )
             self.store.commit()
         self.head_number = result.number
-        if not len(self.pool) and self.journal.path.stat().st_size > JOURNAL_COMPACT_BYTES:
-            self.journal.rewrite([])
         for listener in self._listeners:
             try:
                 listener(result)
@@ -321,30 +395,3 @@ class Node:
                 self._worker.submit(self._mine_once)
             except RuntimeError:  # the worker shut down
                 return
-
-    # -- the journal --------------------------------------------------------------------
-
-    def journal_append(self, raw: bytes) -> concurrent.futures.Future:
-        """Queue ``raw`` for the journal; the future completes once it is fsynced."""
-        done: concurrent.futures.Future = concurrent.futures.Future()
-        with self._journal_lock:
-            self._journal_waiting.append((raw, done))
-            self._journal_lock.notify()
-        return done
-
-    def _journal_loop(self) -> None:
-        while True:
-            with self._journal_lock:
-                while not self._journal_waiting and not self._closed:
-                    self._journal_lock.wait()
-                if self._closed and not self._journal_waiting:
-                    return
-                batch, self._journal_waiting = self._journal_waiting, []
-            try:
-                self.journal.append([raw for raw, _ in batch])
-            except OSError as exc:
-                for _, done in batch:
-                    done.set_exception(exc)
-                continue
-            for _, done in batch:
-                done.set_result(None)

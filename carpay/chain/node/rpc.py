@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import is_hex, keccak
 
 from carpay.chain.node.engine import hexbytes, hexint
 from carpay.chain.node.node import Node
 from carpay.chain.node.pool import Rejected
+
+if TYPE_CHECKING:
+    from carpay.chain.node.split import SplitNode
 
 __all__ = ["RpcError", "Rpc"]
 
@@ -104,22 +106,19 @@ def _params(params: Any, minimum: int, maximum: int) -> list[Any]:
 
 
 class Rpc:
-    """Dispatches JSON-RPC requests to a ``Node``.
+    """Dispatches JSON-RPC requests to a ``Node`` or a ``SplitNode``.
 
     Index reads (blocks, receipts, logs) are served from committed LMDB data on the calling
-    thread; anything that needs state runs on the node's worker.
+    thread; anything that needs state or the pool is asked of the engine (``node.ask``).
     """
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node | SplitNode) -> None:
         self.node = node
         self.filters: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self.methods: dict[str, Callable[..., Awaitable[Any]]] = {
             name[4:]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
-
-    async def _on_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.wrap_future(self.node.run(fn, *args))
 
     async def handle(self, request: Any) -> dict[str, Any] | None:
         """Answer one request object; None for a notification (a request without id)."""
@@ -232,7 +231,7 @@ class Rpc:
         return hexint(self.node.head_number)
 
     async def rpc_eth_gasPrice(self, params: Any) -> str:
-        base = await self._on_worker(self.node.engine.next_base_fee)
+        base = await self.node.ask("next_base_fee")
         return hexint(base + DEFAULT_PRIORITY_FEE)
 
     async def rpc_eth_maxPriorityFeePerGas(self, params: Any) -> str:
@@ -263,7 +262,7 @@ class Rpc:
             if percentiles:
                 rewards.append(self._rewards(block, percentiles))
         base_fees.append(
-            hexint(await self._on_worker(self.node.engine.next_base_fee))
+            hexint(await self.node.ask("next_base_fee"))
             if newest == self.node.head_number
             else self._block(newest + 1)["baseFeePerGas"]
         )
@@ -306,28 +305,26 @@ class Rpc:
     async def rpc_eth_getBalance(self, params: Any) -> str:
         address, tag = _params(params, 1, 2)
         addr, number = _address(address), self._state_block(tag)
-        _nonce, balance = await self._on_worker(self.node.engine.account, addr, number)
+        _nonce, balance = await self.node.ask("account", addr, number)
         return hexint(balance)
 
     async def rpc_eth_getTransactionCount(self, params: Any) -> str:
         address, tag = _params(params, 1, 2)
         addr = _address(address)
         if tag == "pending":
-            return hexint(await self._on_worker(self.node.pending_nonce, addr))
-        nonce, _balance = await self._on_worker(
-            self.node.engine.account, addr, self._state_block(tag)
-        )
+            return hexint(await self.node.ask("pending_nonce", addr))
+        nonce, _balance = await self.node.ask("account", addr, self._state_block(tag))
         return hexint(nonce)
 
     async def rpc_eth_getCode(self, params: Any) -> str:
         address, tag = _params(params, 1, 2)
         addr, number = _address(address), self._state_block(tag)
-        return hexbytes(await self._on_worker(self.node.engine.code_at, addr, number))
+        return hexbytes(await self.node.ask("code_at", addr, number))
 
     async def rpc_eth_getStorageAt(self, params: Any) -> str:
         address, slot, tag = _params(params, 2, 3)
         addr, key, number = _address(address), _quantity(slot, "slot"), self._state_block(tag)
-        value = await self._on_worker(self.node.engine.storage_at, addr, key, number)
+        value = await self.node.ask("storage_at", addr, key, number)
         return "0x" + value.to_bytes(32, "big").hex()
 
     def _call_params(self, call: Any) -> dict[str, Any]:
@@ -368,7 +365,7 @@ class Rpc:
         call, tag, overrides = _params(params, 1, 3)
         self._no_overrides(overrides)
         parsed, number = self._call_params(call), self._state_block(tag)
-        result = await self._on_worker(self.node.engine.call, parsed, number)
+        result = await self.node.ask("call", parsed, number)
         self._raise_failure(result)
         return hexbytes(result.output)
 
@@ -376,7 +373,7 @@ class Rpc:
         call, tag, overrides = _params(params, 1, 3)
         self._no_overrides(overrides)
         parsed, number = self._call_params(call), self._state_block(tag)
-        result = await self._on_worker(self.node.engine.estimate_gas, parsed, number)
+        result = await self.node.ask("estimate_gas", parsed, number)
         self._raise_failure(result)
         return hexint(result.gas)
 
@@ -386,10 +383,10 @@ class Rpc:
         (raw,) = _params(params, 1, 1)
         data = _data(raw, "transaction")
         try:
-            tx_hash = await self._on_worker(self.node.submit, data)
+            tx_hash = await self.node.ask("submit", data)
         except Rejected as exc:
             raise RpcError(SERVER_ERROR, str(exc)) from exc
-        await asyncio.wrap_future(self.node.journal_append(data))
+        await self.node.journaled(data)
         return hexbytes(tx_hash)
 
     async def rpc_eth_sendTransaction(self, params: Any) -> str:
@@ -404,22 +401,8 @@ class Rpc:
         key = _hash(tx_hash, "transaction hash")
         found = self.node.store.get_json(b"t" + key)
         if found is None:
-            found = await self._on_worker(self._pending_tx, key)
+            found = await self.node.ask("pending_transaction", key)
         return found
-
-    def _pending_tx(self, tx_hash: bytes) -> dict[str, Any] | None:
-        from carpay.chain.node.engine import transaction_fields
-
-        if tx_hash not in self.node.pool:
-            return None
-        for tx in self.node.pool.ready.values():
-            if tx.hash == tx_hash:
-                return transaction_fields(tx)
-        for queue in self.node.pool.queued.values():
-            for tx in queue.values():
-                if tx.hash == tx_hash:
-                    return transaction_fields(tx)
-        return None
 
     async def rpc_eth_getTransactionReceipt(self, params: Any) -> dict[str, Any] | None:
         (tx_hash,) = _params(params, 1, 1)

@@ -48,16 +48,24 @@ class _StateDB(BaseDB):
 class Store:
     """LMDB environment with two tables: ``state`` for py-evm and ``index`` for RPC records.
 
-    Only the chain's worker thread writes; readers on other threads see committed data.
+    Only the chain's worker thread writes; readers on other threads see committed data, and so
+    do readers in other processes (``readonly=True``: the node's JSON-RPC process).
     """
 
-    def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        if not readonly:
+            path.mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(
-            str(path), map_size=_MAP_SIZE, max_dbs=4, sync=True, metasync=True, readahead=False
+            str(path),
+            map_size=_MAP_SIZE,
+            max_dbs=4,
+            sync=True,
+            metasync=True,
+            readahead=False,
+            readonly=readonly,
         )
-        self.state = self.env.open_db(b"state")
-        self.index = self.env.open_db(b"index")
+        self.state = self.env.open_db(b"state", create=not readonly)
+        self.index = self.env.open_db(b"index", create=not readonly)
         self._pending: dict[tuple[Any, bytes], Any] = {}
         self._lock = threading.Lock()
         self.state_db = _StateDB(self)
