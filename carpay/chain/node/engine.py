@@ -6,6 +6,7 @@ thread-safe. Other threads read committed index records through ``Store.get_json
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +17,16 @@ from eth._utils.transactions import extract_transaction_sender
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.exceptions import HeaderNotFound, Revert, VMError
+from eth.vm.code_stream import CodeStream
 from eth.vm.forks import PragueVM
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
+from eth.vm.forks.prague.computation import PragueComputation
+from eth.vm.forks.prague.state import PragueState
+from eth.vm.opcode_values import PUSH1, PUSH32
 from eth.vm.spoof import SpoofTransaction
 from eth_keys.exceptions import BadSignature
-from eth_utils import ValidationError, to_checksum_address
+from eth_utils import ValidationError
+from eth_utils import to_checksum_address as _to_checksum_address
 
 from carpay.chain.node.store import Store
 from carpay.chain.node.tries import ordered_trie_root
@@ -35,6 +41,13 @@ CALL_STIPEND = 2_300
 ESTIMATE_ERROR_PER_MILLE = 15
 GENESIS_BASE_FEE = 1_000_000_000
 ZERO_ADDRESS = b"\x00" * 20
+
+
+@functools.lru_cache(maxsize=4096)
+def to_checksum_address(address: bytes) -> str:
+    """EIP-55 form of a 20-byte address; the same few (a token, a relayer) recur in every
+    block, and each costs a keccak."""
+    return _to_checksum_address(address)
 
 
 def hexint(n: int) -> str:
@@ -72,6 +85,51 @@ class BlockResult:
     dropped: list[tuple[Any, str]] = field(default_factory=list)
 
 
+class _CodeStream(CodeStream):
+    """py-evm's code stream, with the jump analysis done once per contract code instead of
+    for each call: whether a position holds an instruction (and not PUSH data) is looked up
+    in the PUSH data positions of that code."""
+
+    __slots__ = ("_push_data",)
+
+    def __init__(self, code_bytes: bytes) -> None:
+        super().__init__(code_bytes)
+        self._push_data = _push_data(code_bytes)
+
+    def is_valid_opcode(self, position: int) -> bool:
+        return position < self._length_cache and position not in self._push_data
+
+
+@functools.lru_cache(maxsize=1024)
+def _push_data(code: bytes) -> frozenset[int]:
+    """The positions of ``code`` that are the data of a PUSH instruction."""
+    data: list[int] = []
+    i, n = 0, len(code)
+    while i < n:
+        op = code[i]
+        if PUSH1 <= op <= PUSH32:
+            width = op - PUSH1 + 1
+            data.extend(range(i + 1, min(i + 1 + width, n)))
+            i += width
+        i += 1
+    return frozenset(data)
+
+
+class _Computation(PragueComputation):
+    def __init__(self, state: Any, message: Any, transaction_context: Any) -> None:
+        super().__init__(state, message, transaction_context)
+        self.code = _CodeStream(message.code)
+
+
+#: Prague, with the computation above (py-evm's configuration mechanism).
+CarpayVM = PragueVM.configure(
+    __name__="CarpayPragueVM",
+    _state_class=PragueState.configure(
+        __name__="CarpayPragueState", computation_class=_Computation
+    ),
+)
+
+
 class Engine:
     """A py-evm chain (latest fork py-evm has: Prague) persisted in a ``Store``."""
 
@@ -89,7 +147,7 @@ class Engine:
         self.coinbase = coinbase
         self.gas_limit = gas_limit
         chain_class = MiningChain.configure(
-            __name__="CarpayChain", vm_configuration=((0, PragueVM),), chain_id=chain_id
+            __name__="CarpayChain", vm_configuration=((0, CarpayVM),), chain_id=chain_id
         )
         self.chain_class = chain_class
         base_db = AtomicDB(store.state_db)
@@ -119,7 +177,7 @@ class Engine:
                     f"the data directory holds chain id {meta['chain_id']}, not {chain_id}"
                 )
             self.chain = chain_class(base_db)
-        self._vm_class = PragueVM
+        self._vm_class = CarpayVM
         self.head = self.chain.get_canonical_head()
 
     @property
@@ -185,15 +243,19 @@ class Engine:
             receipts.append(receipt)
         # The tries' roots only: py-evm would also store their nodes, which nothing here
         # reads (the RPC index serves transactions and receipts; see tries.py).
+        # The block is built here from validated transactions: py-evm's validate_block (in
+        # mine_block, and again in Chain.persist_block, which also re-reads the whole block)
+        # would recompute the transaction trie and headers for nothing, and its pack_block and
+        # finalize_block would each deep-copy every transaction (rlp's copy). Since the merge,
+        # finalizing a block is persisting the state and taking its root (Paris's
+        # _assign_block_rewards is empty).
+        vm.state.persist()
         header = header.copy(
             transaction_root=ordered_trie_root([tx.encode() for tx in included]),
             receipt_root=ordered_trie_root([r.encode() for r in receipts]),
+            state_root=vm.state.state_root,
         )
-        block = vm.get_block().copy(transactions=included, header=header)
-        # The block is built here from validated transactions: py-evm's validate_block (in
-        # mine_block, and again in Chain.persist_block, which also re-reads the whole block)
-        # would recompute the transaction trie and headers for nothing.
-        mined = vm.finalize_block(vm.pack_block(block)).block
+        mined = vm.get_block().copy(transactions=included, header=header)
         self.chain.chaindb.persist_block(mined)
         result = self._index_block(mined.header, included, receipts, dropped)
         result.included = included
@@ -369,7 +431,7 @@ def decode_transaction(raw: bytes, sender: bytes | None = None) -> Any:
     would then recover it again), unless ``sender`` says who it is: the node's JSON-RPC
     process recovers it before it hands the transaction to the execution process.
     """
-    tx = PragueVM.get_transaction_builder().decode(raw)
+    tx = CarpayVM.get_transaction_builder().decode(raw)
     if sender is None:
         try:
             sender = extract_transaction_sender(tx)

@@ -10,11 +10,12 @@ sees a block once it is committed). The engine process, a :class:`Node` that wri
 journal, runs the pool, the mining and every state read (balances, nonces, code, storage,
 calls, estimates).
 
-They talk over a socket pair, in pickled messages. To the engine: the options once, then
-``(id, operation, args)`` for an operation of :data:`OPERATIONS`, or ``None`` to stop. From it:
-``("ready", facts)`` or ``("error", message)`` once, then ``("ok", id, result)``,
-``("rejected", id, message)`` (the pool refused a transaction), ``("failed", id, text)``, and
-``("block", number)`` after every committed block.
+They talk over a socket pair, in pickled messages. To the engine: the options once, then lists
+of ``(id, operation, args)`` (an operation of :data:`OPERATIONS`: what the event loop asked in
+one turn goes in one message), or ``None`` to stop. From it: ``("ready", facts)`` or
+``("error", message)`` once, then ``("answers", [...])``, the answers to one list in its order,
+each ``("ok", id, result)``, ``("rejected", id, message)`` (the pool refused a transaction) or
+``("failed", id, text)``; and ``("block", number)`` after every committed block.
 
 The engine exits at once when the socket closes (the serving process is gone, even by
 ``kill -9``): LMDB keeps the last committed block and the journal what was acknowledged, and
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import os
@@ -92,6 +92,7 @@ class SplitNode(Serving):
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
+        self._outbox: list[tuple[int, str, tuple]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Any] = []
         self._closing = False
@@ -199,9 +200,15 @@ class SplitNode(Serving):
         rid = next(self._ids)
         answer = self._loop.create_future()
         self._pending[rid] = answer
-        with self._send_lock:
-            self._conn.send((rid, name, args))
+        self._outbox.append((rid, name, args))
+        if len(self._outbox) == 1:
+            self._loop.call_soon(self._flush)
         return await answer
+
+    def _flush(self) -> None:
+        asked, self._outbox = self._outbox, []
+        with self._send_lock, contextlib.suppress(OSError):  # gone: _receive fails them
+            self._conn.send(asked)
 
     async def journaled(self, raw: bytes) -> None:
         """Return once ``raw`` is in the fsynced journal."""
@@ -220,11 +227,11 @@ class SplitNode(Serving):
             except (EOFError, OSError):
                 break
             answers = []
-            for message in messages:
-                if message[0] == "block":
-                    self._published(message[1])
+            for kind, detail in messages:
+                if kind == "block":
+                    self._published(detail)
                 else:
-                    answers.append(message)
+                    answers.extend(detail)
             if answers and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._deliver, answers)
         if not self._closing:
@@ -304,26 +311,23 @@ def _engine(fd: int) -> None:
             os._exit(1)
         if message is None:
             break
-        rid, name, args = message
-        try:
-            operation = node.operation(name)
-        except KeyError:
-            send(("failed", rid, f"unknown operation {name!r}"))
-            continue
-        node.run(operation, *args).add_done_callback(functools.partial(_reply, send, rid))
+        node.run(_answer, node, message, send)
     node.close()
     conn.close()
 
 
-def _reply(send: Any, rid: int, done: Any) -> None:
-    error = done.exception()
-    if error is None:
-        send(("ok", rid, done.result()))
-    elif isinstance(error, Rejected):
-        send(("rejected", rid, str(error)))
-    else:
-        log.error("engine operation failed", exc_info=error)
-        send(("failed", rid, f"{type(error).__name__}: {error}"))
+def _answer(node: Node, asked: list[tuple[int, str, tuple]], send: Any) -> None:
+    """Run what was asked in one message, in its order, on the worker; one message back."""
+    answers: list[tuple[str, int, Any]] = []
+    for rid, name, args in asked:
+        try:
+            answers.append(("ok", rid, node.operation(name)(*args)))
+        except Rejected as exc:
+            answers.append(("rejected", rid, str(exc)))
+        except Exception as exc:
+            log.exception("the engine operation %s failed", name)
+            answers.append(("failed", rid, f"{type(exc).__name__}: {exc}"))
+    send(("answers", answers))
 
 
 if __name__ == "__main__":
