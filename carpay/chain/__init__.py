@@ -1,16 +1,28 @@
-"""Talking to any EVM node: compile, deploy, call, send, wait, read logs, manage nonces."""
+"""Talking to any EVM node: compile, deploy, call, send, wait, read logs, manage nonces.
 
-from carpay.chain.build import CompiledContract, compile_contract, contract
-from carpay.chain.client import Chain, Deployment, decode_revert, gas_with_headroom
-from carpay.chain.nonces import NonceManager
+The names below are imported on first use: web3.py takes about a second to import, which the
+embedded node's processes (``carpay.chain.node``) do not need.
+"""
 
-__all__ = [
-    "Chain",
-    "CompiledContract",
-    "Deployment",
-    "NonceManager",
-    "compile_contract",
-    "contract",
-    "decode_revert",
-    "gas_with_headroom",
-]
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "Chain": "carpay.chain.client",
+    "CompiledContract": "carpay.chain.build",
+    "Deployment": "carpay.chain.client",
+    "NonceManager": "carpay.chain.nonces",
+    "compile_contract": "carpay.chain.build",
+    "contract": "carpay.chain.build",
+    "decode_revert": "carpay.chain.client",
+    "gas_with_headroom": "carpay.chain.client",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(home), name)

@@ -10,26 +10,22 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from eth_account import Account
 
 from carpay.chain.node.engine import BlockResult, Engine, decode_transaction, transaction_fields
 from carpay.chain.node.journal import Journal, JournalWriter
 from carpay.chain.node.pool import Pool, Rejected
+from carpay.chain.node.serving import ENGINE_OPERATIONS, POOL_OPERATIONS, Serving
 from carpay.chain.node.store import Store
 from carpay.errors import NodeError
 from carpay.settings import DEV_MNEMONIC
 
-__all__ = ["OPERATIONS", "Node", "Serving", "dev_accounts"]
+__all__ = ["Node", "dev_accounts"]
 
 log = logging.getLogger("carpay.node")
 
-#: What the JSON-RPC side may ask of the engine (:meth:`Node.ask`): its state reads, and the
-#: node's pool.
-_ENGINE_OPERATIONS = ("account", "call", "code_at", "estimate_gas", "next_base_fee", "storage_at")
-_POOL_OPERATIONS = ("pending_nonce", "pending_transaction", "submit")
-OPERATIONS = frozenset(_ENGINE_OPERATIONS + _POOL_OPERATIONS)
 DEV_BALANCE = 10_000 * 10**18
 MAX_TXS_PER_BLOCK = 2_000
 #: How long opening waits for a data directory that another node holds (one just killed
@@ -43,70 +39,6 @@ def dev_accounts(mnemonic: str = DEV_MNEMONIC, count: int = 10) -> list[Any]:
     return [
         Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)
     ]
-
-
-class Serving:
-    """Serving JSON-RPC, whichever process executes the blocks. A subclass has ``host``,
-    ``port``, ``open()`` and ``close()``, and starts with ``_server`` and ``_thread`` None."""
-
-    host: str
-    port: int
-    _server: Any
-    _thread: threading.Thread | None
-
-    def open(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
-
-    def start(self) -> Self:
-        """Open the node and serve JSON-RPC from a background thread; returns when serving."""
-        from carpay.chain.node.server import serve
-
-        self.open()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(serve(self, ready))
-            except BaseException as exc:  # reported to the caller of start()
-                failure.append(exc)
-                ready.set()
-
-        self._thread = threading.Thread(target=run, name="node-rpc", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self.close()
-            raise NodeError(f"the node could not serve on {self.host}:{self.port}: {failure[0]}")
-        return self
-
-    def serve_forever(self) -> None:
-        """Open the node and serve JSON-RPC in this thread until interrupted."""
-        from carpay.chain.node.server import serve
-
-        self.open()
-        try:
-            asyncio.run(serve(self, threading.Event()))
-        finally:
-            self.close()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-        if self._thread is not None:
-            self._thread.join(10)
-        self.close()
 
 
 class Node(Serving):
@@ -250,9 +182,9 @@ class Node(Serving):
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The engine operation ``name`` (one of :data:`OPERATIONS`), to run on the worker."""
-        if name in _ENGINE_OPERATIONS:
+        if name in ENGINE_OPERATIONS:
             return getattr(self.engine, name)
-        if name in _POOL_OPERATIONS:
+        if name in POOL_OPERATIONS:
             return getattr(self, name)
         raise KeyError(name)
 

@@ -36,15 +36,18 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from carpay.chain.node.engine import BlockResult, decode_transaction
-from carpay.chain.node.journal import Journal, JournalWriter
-from carpay.chain.node.node import OPERATIONS, Node, Serving
 from carpay.chain.node.pool import Rejected
-from carpay.chain.node.store import Store
+from carpay.chain.node.serving import OPERATIONS, Serving
 from carpay.errors import CarpayError, NodeError
 from carpay.settings import DEV_MNEMONIC
+
+if TYPE_CHECKING:
+    from carpay.chain.node.journal import JournalWriter
+    from carpay.chain.node.store import Store
+
+# py-evm (about a second to import) is imported by open(), once the engine process is starting.
 
 __all__ = ["SplitNode"]
 
@@ -118,6 +121,12 @@ class SplitNode(Serving):
             theirs.close()
         self._conn = Connection(ours.detach())
         self._conn.send({"data_dir": str(self.data_dir), **self._options})
+        from carpay.chain.node import engine
+        from carpay.chain.node.journal import Journal, JournalWriter
+        from carpay.chain.node.store import Store
+
+        self._decode = engine.decode_transaction
+        self._block_result = engine.BlockResult
         try:
             if not self._conn.poll(START_TIMEOUT_S):
                 raise NodeError(f"the node's engine did not start in {START_TIMEOUT_S:.0f}s")
@@ -190,7 +199,7 @@ class SplitNode(Serving):
         if name == "submit":
             (raw,) = args
             try:
-                tx = decode_transaction(raw)
+                tx = self._decode(raw)
             except Exception as exc:
                 raise Rejected(f"invalid transaction: {exc}") from exc
             args = (raw, tx.sender)
@@ -249,7 +258,7 @@ class SplitNode(Serving):
         block_hash = self.store.get_committed(self.store.index, b"n" + number.to_bytes(8, "big"))
         block = self.store.get_json(b"b" + block_hash)
         logs = self.store.get_json(b"l" + number.to_bytes(8, "big")) or []
-        result = BlockResult(number, block, logs=logs)
+        result = self._block_result(number, block, logs=logs)
         for listener in self._listeners:
             try:
                 listener(result)
@@ -281,6 +290,8 @@ class SplitNode(Serving):
 def _engine(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the serving process stops it
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from carpay.chain.node.node import Node
+
     conn = Connection(fd)
     options = conn.recv()
     node = Node(options.pop("data_dir"), port=0, writes_journal=False, **options)
@@ -316,7 +327,7 @@ def _engine(fd: int) -> None:
     conn.close()
 
 
-def _answer(node: Node, asked: list[tuple[int, str, tuple]], send: Any) -> None:
+def _answer(node: Any, asked: list[tuple[int, str, tuple]], send: Any) -> None:
     """Run what was asked in one message, in its order, on the worker; one message back."""
     answers: list[tuple[str, int, Any]] = []
     for rid, name, args in asked:
