@@ -177,9 +177,9 @@ def test_up_runs_everything_stops_on_ctrl_c_and_resumes(tmp_path):
 
 
 def test_the_node_and_the_workers_go_with_up_even_when_it_is_killed(tmp_path):
-    """The node, and indexer, relayers and dispatcher, run in child processes of `carpay
-    up`: they end with it, after Ctrl-C and after kill -9 alike, and it starts again on the
-    same data (the node's lock on its data directory was let go)."""
+    """The node (and its engine), and indexer, relayers and dispatcher, run in child processes
+    of `carpay up`: they end with it, after Ctrl-C and after kill -9 alike, and it starts again
+    on the same data (the node's lock on its data directory was let go)."""
     data_dir = tmp_path / "carpay"
     for stop in ("interrupt", "kill", "interrupt"):
         up = Up(data_dir)
@@ -189,11 +189,14 @@ def test_the_node_and_the_workers_go_with_up_even_when_it_is_killed(tmp_path):
             children = _children(up.proc.pid)
             spawned = [c for c in children if b"spawn_main" in _cmdline(c)]
             assert len(spawned) == 2, ([_cmdline(c) for c in children], up.output)
+            # ...and the node's engine, a child of the node's process
+            engines = [g for c in spawned for g in _children(c) if b"node.split" in _cmdline(g)]
+            assert len(engines) == 1, ([_cmdline(g) for c in spawned for g in _children(c)],)
             if stop == "interrupt":
                 assert up.interrupt() == 0, up.output
             else:
                 up.kill()
-            for child in children:
+            for child in [*children, *engines]:
                 assert _gone(child, 30), (
                     f"{_cmdline(child)!r} outlived carpay up ({stop}):\n{up.output}"
                 )
