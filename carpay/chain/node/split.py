@@ -116,6 +116,9 @@ class SplitNode(Serving):
                 [sys.executable, "-m", "carpay.chain.node.split", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                # out of the terminal's process group: Ctrl-C reaches the serving process
+                # only, which stops the engine (even while the engine is still importing)
+                start_new_session=True,
             )
         finally:
             theirs.close()
