@@ -132,13 +132,12 @@ class SplitNode(Serving):
         self._block_result = engine.BlockResult
         try:
             if not self._conn.poll(START_TIMEOUT_S):
+                self._process.kill()
+                self._end_process()
                 raise NodeError(f"the node's engine did not start in {START_TIMEOUT_S:.0f}s")
             kind, detail = self._conn.recv()
         except (EOFError, OSError):
             kind, detail = "error", "the node's engine process ended as it started"
-        except NodeError:
-            self._end_process()
-            raise
         if kind != "ready":
             self._end_process()
             raise NodeError(detail)
@@ -149,7 +148,7 @@ class SplitNode(Serving):
 
     def close(self) -> None:
         """Write what is queued to the journal, let the engine finish and close, then close."""
-        if self._closed:
+        if self._closed or self._process is None:  # closed, or never opened
             return
         self._closed = True
         self._closing = True
