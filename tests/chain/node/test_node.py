@@ -8,7 +8,11 @@ import pytest
 from web3 import Web3
 
 from carpay.chain.node import Node, dev_accounts
+from carpay.chain.node.split import SplitNode
 from carpay.errors import NodeError
+
+#: The node in one process, and as ``carpay node`` runs it.
+BOTH = pytest.mark.parametrize("kind", [Node, SplitNode], ids=["one-process", "split"])
 
 
 def test_a_second_node_on_the_same_data_directory_is_refused(tmp_path):
@@ -36,8 +40,9 @@ def test_the_data_directory_keeps_its_chain_id(tmp_path):
     retry.close()
 
 
-def test_block_time_mines_blocks_without_transactions(tmp_path):
-    node = Node(tmp_path, port=0, block_time=0.2).start()
+@BOTH
+def test_block_time_mines_blocks_without_transactions(tmp_path, kind):
+    node = kind(tmp_path, port=0, block_time=0.2).start()
     try:
         w3 = Web3(Web3.HTTPProvider(node.url))
         deadline = time.monotonic() + 30
@@ -51,8 +56,9 @@ def test_block_time_mines_blocks_without_transactions(tmp_path):
         node.stop()
 
 
-def test_block_time_mode_still_mines_sent_transactions(tmp_path):
-    node = Node(tmp_path, port=0, block_time=0.2).start()
+@BOTH
+def test_block_time_mode_still_mines_sent_transactions(tmp_path, kind):
+    node = kind(tmp_path, port=0, block_time=0.2).start()
     try:
         w3 = Web3(Web3.HTTPProvider(node.url))
         sender, recipient = dev_accounts(count=2)
@@ -71,11 +77,12 @@ def test_block_time_mode_still_mines_sent_transactions(tmp_path):
         node.stop()
 
 
-def test_production_mode_funds_no_account(tmp_path):
-    node = Node(tmp_path, port=0, mnemonic=None).start()
+@BOTH
+def test_production_mode_funds_no_account(tmp_path, kind):
+    node = kind(tmp_path, port=0, mnemonic=None).start()
     try:
         w3 = Web3(Web3.HTTPProvider(node.url))
-        assert node.accounts == []
+        assert node.addresses == []
         assert w3.eth.get_balance(dev_accounts(count=1)[0].address) == 0
         assert w3.eth.accounts == []
     finally:
