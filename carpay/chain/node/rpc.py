@@ -33,6 +33,9 @@ EXECUTION_REVERTED = 3
 
 UINT256_MAX = 2**256 - 1
 _QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
+#: The tags that name the newest block (this node has no separate pending or safe block); a
+#: tuple, not a set: a tag may be an object ({blockHash}), which a set cannot look up.
+_NEWEST = ("latest", "pending", "safe", "finalized")
 
 
 class RpcError(Exception):
@@ -150,9 +153,10 @@ class Rpc:
 
     # -- blocks and tags ----------------------------------------------------------------
 
-    def _block_number(self, tag: Any, *, allow_hash: bool = True) -> int:
-        head = self.node.head_number
-        if tag is None or tag in ("latest", "pending", "safe", "finalized"):
+    def _block_number(self, tag: Any, *, allow_hash: bool = True, head: int | None = None) -> int:
+        if head is None:
+            head = self.node.head_number
+        if tag is None or tag in _NEWEST:
             return head
         if tag == "earliest":
             return 0
@@ -176,8 +180,15 @@ class Rpc:
         return number
 
     def _state_block(self, tag: Any) -> int | None:
-        number = self._block_number(tag)
-        return None if number == self.node.head_number else number
+        """The block whose state ``tag`` asks for; None for the newest. "latest" and its like
+        are None outright: reading the head here twice (once to resolve the tag, once to
+        compare) could straddle a block, and turn "latest" into the block before it, whose
+        state lacks the transaction the client has just seen mined."""
+        if tag is None or tag in _NEWEST:
+            return None
+        head = self.node.head_number
+        number = self._block_number(tag, head=head)
+        return None if number == head else number
 
     def _block_by_hash(self, block_hash: bytes) -> dict[str, Any] | None:
         return self.node.store.get_json(b"b" + block_hash)
@@ -548,7 +559,7 @@ class Rpc:
         f = self._log_filter(spec)
         start, _end = self._range(f)
         fid = self._new_filter("logs", f)
-        if "from" in f or f["from_tag"] not in (None, "latest", "pending", "safe", "finalized"):
+        if "from" in f or f["from_tag"] not in (None, *_NEWEST):
             # an explicit block: the first poll reports the logs since then, as anvil does;
             # from "latest", only blocks mined after the filter was installed count
             self.filters[fid]["last"] = min(self.node.head_number, start - 1)

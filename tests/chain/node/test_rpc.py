@@ -251,6 +251,30 @@ def test_state_overrides_are_refused_not_ignored(embedded_rpc, tester_build):
 # -- transactions, receipts, blocks -----------------------------------------------------
 
 
+def _pings_after_each_send(client, sender, tester, tag: str, sends: int = 150) -> None:
+    """Send ``sends`` pings; after each, the state at ``tag`` must already count it."""
+    call = {"to": tester, "data": client.selector("pings()")}
+    pings = int(client("eth_call", call), 16)
+    nonce = client.nonce(sender.address)
+    for i in range(sends):
+        client.send(sender, nonce=nonce + i, to=tester, data=client.calldata("ping(uint256)", i))
+        seen = int(client("eth_call", call, tag), 16)
+        assert seen == pings + i + 1, f"after {i + 1} pings {tag} showed {seen - pings}"
+
+
+def test_what_is_read_right_after_a_send_sees_it_mined(rpc, funded, tester):
+    # Both nodes mine a transaction as it arrives, before the next request: the test
+    # fixtures' transact_all leans on it.
+    _pings_after_each_send(rpc, funded, tester, "pending")
+
+
+def test_latest_right_after_a_send_has_it_too(embedded_rpc, fund, deploy_tester):
+    # anvil's "latest" can lag its newest block for a moment (its "pending" does not). The
+    # embedded node once read its head twice for "latest" and, when a block came in between,
+    # answered from the block before.
+    _pings_after_each_send(embedded_rpc, fund(embedded_rpc), deploy_tester(embedded_rpc), "latest")
+
+
 def test_receipt_transaction_and_block_describe_the_same_transfer(rpc, funded):
     recipient = Account.create().address
     tx_hash = rpc.send(funded, to=recipient, value=7, gas=30_000, maxPriorityFeePerGas=2 * GWEI)
