@@ -413,6 +413,8 @@ class Rpc:
         found = self.node.store.get_json(b"t" + key)
         if found is None:
             found = await self.node.ask("pending_transaction", key)
+        if found is None:  # mined between the two looks: out of the pool, into a block
+            found = self.node.store.get_json(b"t" + key)
         return found
 
     async def rpc_eth_getTransactionReceipt(self, params: Any) -> dict[str, Any] | None:
