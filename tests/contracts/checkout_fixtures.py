@@ -235,6 +235,8 @@ def deploy_world(chain: Chain, accounts: list, *, fee_bps: int = 250) -> World:
         (owner, token.functions.configureSettler(checkout.address, True)),
         (owner, token.functions.configureMinter(owner.address, 2**200)),
     ]
+    chain.transact_all(send)  # mined first: the mints below need the minter
+    send = []
     for payer in (accounts[PAYER], accounts[PAYER2]):
         send.append((owner, token.functions.mint(payer.address, FUNDS)))
         send.append((payer, token.functions.approve(checkout.address, 2**256 - 1)))

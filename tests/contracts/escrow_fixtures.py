@@ -172,6 +172,8 @@ def deploy_sales(chain: Chain, accounts: list, *, fee_bps: int = FEE_BPS) -> Sal
         (owner, vehicles.f.setRegistrar(escrow.address, True)),
         (owner, token.functions.configureMinter(owner.address, 2**200)),
     ]
+    chain.transact_all(send)  # mined first: the mints below need the minter
+    send = []
     for party in (accounts[SELLER], accounts[BUYER]):
         send.append((owner, token.functions.mint(party.address, FUNDS)))
         send.append((party, token.functions.approve(escrow.address, 2**256 - 1)))

@@ -168,6 +168,8 @@ def deploy_insurance(chain: Chain, accounts: list, *, fee_bps: int = FEE_BPS) ->
         ),
         (owner, token.functions.configureMinter(owner.address, 2**200)),
     ]
+    chain.transact_all(send)  # mined first: the mints below need the minter
+    send = []
     for party in (accounts[ALICE], accounts[BOB], accounts[INSURER]):
         send.append((owner, token.functions.mint(party.address, FUNDS)))
         send.append((party, token.functions.approve(insurance.address, 2**256 - 1)))

@@ -147,6 +147,8 @@ def deploy_fines(chain: Chain, accounts: list) -> Fines:
         ),
         (owner, token.functions.configureMinter(owner.address, 2**200)),
     ]
+    chain.transact_all(send)  # mined first: the mints below need the minter
+    send = []
     for payer in (accounts[ALICE], accounts[BOB]):
         send.append((owner, token.functions.mint(payer.address, FUNDS)))
         send.append((payer, token.functions.approve(fines.address, 2**256 - 1)))

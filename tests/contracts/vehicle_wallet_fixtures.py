@@ -183,9 +183,9 @@ def deploy_wallet_world(chain: Chain, accounts: list) -> WalletWorld:
             ),
         ),
         (owner, token.functions.configureMinter(owner.address, 2**200)),
-        (owner, token.functions.mint(wallet.address, FUNDS)),
     ]
-    chain.transact_all(send)
+    chain.transact_all(send)  # mined first: the mint needs the minter
+    chain.transact(owner, token.functions.mint(wallet.address, FUNDS))
     return WalletWorld(
         chain, accounts, merchants, checkout, token, vehicles.registry, title, wallet
     )
