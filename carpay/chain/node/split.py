@@ -239,10 +239,13 @@ class SplitNode(Serving):
                 break
             answers = []
             for kind, detail in messages:
-                if kind == "block":
-                    self._published(detail)
-                else:
+                if kind != "block":
                     answers.extend(detail)
+                    continue
+                try:
+                    self._published(detail)
+                except Exception:  # this thread must live on: it carries every answer
+                    log.exception("publishing block %s failed", detail)
             if answers and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._deliver, answers)
         if not self._closing:
