@@ -343,7 +343,11 @@ def _answer(node: Any, asked: list[tuple[int, str, tuple]], send: Any) -> None:
         except Exception as exc:
             log.exception("the engine operation %s failed", name)
             answers.append(("failed", rid, f"{type(exc).__name__}: {exc}"))
-    send(("answers", answers))
+    try:
+        send(("answers", answers))
+    except Exception:  # an answer that does not pickle: every asker still hears back
+        log.exception("the engine's answers could not be sent")
+        send(("answers", [("failed", rid, "the answer could not be sent") for rid, _, _ in asked]))
 
 
 if __name__ == "__main__":
