@@ -67,11 +67,7 @@ class Node(Serving):
         accounts: int = 10,
         writes_journal: bool = True,
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.chain_id = chain_id
-        self.host = host
-        self.port = port
-        self.block_time = block_time
+        super().__init__(data_dir, chain_id=chain_id, host=host, port=port, block_time=block_time)
         self.accounts = dev_accounts(mnemonic, accounts) if mnemonic else []
         self.writes_journal = writes_journal
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="node-worker")
@@ -79,8 +75,6 @@ class Node(Serving):
         self._listeners: list[Callable[[BlockResult], None]] = []
         self._mine_scheduled = False
         self._closed = False
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
         self.engine: Engine | None = None
         self.store: Store | None = None
         self.pool = Pool()
@@ -98,7 +92,8 @@ class Node(Serving):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._worker.submit(self._open).result()
         if self.writes_journal:
-            self._journal = JournalWriter(Journal(self.data_dir / "journal"), self.is_known)
+            assert self.store is not None
+            self._journal = JournalWriter(Journal(self.data_dir / "journal"), self.store.settled)
         if self.block_time:
             threading.Thread(target=self._interval_loop, name="node-clock", daemon=True).start()
 
@@ -203,11 +198,7 @@ class Node(Serving):
 
     def is_known(self, tx_hash: bytes) -> bool:
         assert self.store is not None
-        index = self.store.index
-        return (
-            self.store.get_committed(index, b"t" + tx_hash) is not None
-            or self.store.get_committed(index, b"d" + tx_hash) is not None
-        )
+        return self.store.settled(tx_hash)
 
     def submit(self, raw: bytes, sender: bytes | None = None) -> bytes:
         """Validate and pool a raw transaction (worker thread); returns its hash.

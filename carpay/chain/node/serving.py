@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any, Self
 
 from carpay.errors import NodeError
@@ -19,13 +20,25 @@ OPERATIONS = frozenset(ENGINE_OPERATIONS + POOL_OPERATIONS)
 
 
 class Serving:
-    """Serving JSON-RPC, whichever process executes the blocks. A subclass has ``host``,
-    ``port``, ``open()`` and ``close()``, and starts with ``_server`` and ``_thread`` None."""
+    """Serving JSON-RPC, whichever process executes the blocks; a subclass has ``open()`` and
+    ``close()``."""
 
-    host: str
-    port: int
-    _server: Any
-    _thread: threading.Thread | None
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        chain_id: int,
+        host: str,
+        port: int,
+        block_time: float | None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.chain_id = chain_id
+        self.host = host
+        self.port = port
+        self.block_time = block_time
+        self._server: Any = None  # set by server.serve while it serves
+        self._thread: threading.Thread | None = None
 
     def open(self) -> None:
         raise NotImplementedError

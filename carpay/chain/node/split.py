@@ -76,11 +76,7 @@ class SplitNode(Serving):
         mnemonic: str | None = DEV_MNEMONIC,
         accounts: int = 10,
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.chain_id = chain_id
-        self.host = host
-        self.port = port
-        self.block_time = block_time
+        super().__init__(data_dir, chain_id=chain_id, host=host, port=port, block_time=block_time)
         self._options = {
             "chain_id": chain_id,
             "block_time": block_time,
@@ -101,8 +97,6 @@ class SplitNode(Serving):
         self._closing = False
         self._closed = False
         self.engine_failed = False
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -143,7 +137,7 @@ class SplitNode(Serving):
             raise NodeError(detail)
         self.addresses = detail["addresses"]
         self.store = Store(self.data_dir / "db", readonly=True)
-        self._journal = JournalWriter(Journal(self.data_dir / "journal"), self._settled)
+        self._journal = JournalWriter(Journal(self.data_dir / "journal"), self.store.settled)
         threading.Thread(target=self._receive, name="node-engine-link", daemon=True).start()
 
     def close(self) -> None:
@@ -176,14 +170,6 @@ class SplitNode(Serving):
     def head_number(self) -> int:
         assert self.store is not None
         return self.store.get_json(b"head")
-
-    def _settled(self, tx_hash: bytes) -> bool:
-        assert self.store is not None
-        index = self.store.index
-        return (
-            self.store.get_committed(index, b"t" + tx_hash) is not None
-            or self.store.get_committed(index, b"d" + tx_hash) is not None
-        )
 
     def on_block(self, listener: Any) -> None:
         """Call ``listener(result)`` after every committed block (from a thread of its own);

@@ -82,6 +82,13 @@ class Store:
         with self.env.begin(db=table, buffers=False) as txn:
             return txn.get(key)
 
+    def settled(self, tx_hash: bytes) -> bool:
+        """Whether a durable block mined the transaction ``tx_hash``, or dropped it."""
+        return (
+            self.get_committed(self.index, b"t" + tx_hash) is not None
+            or self.get_committed(self.index, b"d" + tx_hash) is not None
+        )
+
     def put(self, table: Any, key: bytes, value: Any) -> None:
         self._pending[(table, key)] = value
 
