@@ -6,18 +6,22 @@ thread-safe. Other threads read committed index records through ``Store.get_json
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import eth.db.account
+import eth.db.storage
 import rlp
 from eth import constants
 from eth._utils.transactions import extract_transaction_sender
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
-from eth.exceptions import HeaderNotFound, Revert, VMError
+from eth.exceptions import Halt, HeaderNotFound, Revert, VMError
 from eth.vm.code_stream import CodeStream
+from eth.vm.computation import NO_RESULT
 from eth.vm.forks import PragueVM
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.prague.computation import PragueComputation
@@ -28,8 +32,9 @@ from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 from eth_utils import to_checksum_address as _to_checksum_address
 
+from carpay.chain.node.interpreter import execute, inline_opcodes
 from carpay.chain.node.store import Store
-from carpay.chain.node.tries import ordered_trie_root
+from carpay.chain.node.tries import CachedTrie, ordered_trie_root
 from carpay.errors import NodeError
 
 __all__ = ["BlockResult", "CallResult", "Engine", "decode_transaction", "hexint", "hexbytes"]
@@ -116,10 +121,47 @@ def _push_data(code: bytes) -> frozenset[int]:
 
 
 class _Computation(PragueComputation):
+    """Prague's computation with the code stream above and the opcode loop of
+    ``interpreter.py`` (py-evm's own implementation for the instructions it does not inline)."""
+
+    _inline = inline_opcodes(PragueComputation.opcodes)
+
     def __init__(self, state: Any, message: Any, transaction_context: Any) -> None:
         super().__init__(state, message, transaction_context)
         self.code = _CodeStream(message.code)
 
+    @classmethod
+    def apply_computation(
+        cls,
+        state: Any,
+        message: Any,
+        transaction_context: Any,
+        parent_computation: Any = None,
+    ) -> Any:
+        # py-evm's BaseComputation.apply_computation, with its loop replaced by execute().
+        with cls(state, message, transaction_context) as computation:
+            if computation.is_origin_computation:
+                computation.contracts_created = []
+                if message.is_create:
+                    cls.consume_initcode_gas_cost(computation)
+            if parent_computation is not None:
+                computation.contracts_created = parent_computation.contracts_created
+            if message.is_create:
+                computation.contracts_created.append(message.storage_address)
+            precompile = computation.precompiles.get(message.code_address, NO_RESULT)
+            if precompile is not NO_RESULT:
+                if not message.is_delegation:
+                    precompile(computation)
+                return computation
+            with contextlib.suppress(Halt):
+                execute(computation, *cls._inline)
+        return computation
+
+
+# py-evm builds its state and storage tries by name in these two modules, and has no setting
+# for the trie class: both get the one that keeps decoded nodes (tries.py).
+eth.db.account.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
+eth.db.storage.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 
 #: Prague, with the computation above (py-evm's configuration mechanism).
 CarpayVM = PragueVM.configure(

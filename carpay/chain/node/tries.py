@@ -10,11 +10,14 @@ hashes it once. ``tests/chain/node/test_tries.py`` checks it against py-evm's on
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import rlp
 from eth_hash.auto import keccak
+from trie import HexaryTrie
+from trie.constants import BLANK_NODE, BLANK_NODE_HASH
 
-__all__ = ["ordered_trie_root"]
+__all__ = ["CachedTrie", "ordered_trie_root"]
 
 #: The root of an empty trie: keccak(rlp(b"")).
 BLANK_ROOT = keccak(rlp.encode(b""))
@@ -76,3 +79,37 @@ def _node(pairs: list[tuple[tuple[int, ...], bytes]], depth: int) -> list:
         branch[nibble] = _ref(_node(pairs[start:end], depth + 1))
         start = end
     return branch
+
+
+class CachedTrie(HexaryTrie):
+    """py-evm's state and storage trie, keeping the nodes it decodes.
+
+    A trie node is stored under the hash of its encoding, so the node a hash names never
+    changes: each is decoded once (an RLP decode of up to 17 items, a third of a storage read)
+    and then served from memory. Callers change the nodes they are given in place (a branch's
+    child on an update), so each gets a copy of its own.
+    """
+
+    def get_node(self, node_hash: Any) -> Any:
+        if node_hash.__class__ is not bytes or len(node_hash) != 32:
+            return super().get_node(node_hash)
+        if node_hash == BLANK_NODE_HASH:
+            return BLANK_NODE
+        node = _decoded.get(node_hash)
+        if node is None:
+            node = super().get_node(node_hash)
+            if len(_decoded) >= DECODED_NODES:
+                _decoded.clear()
+            _decoded[node_hash] = node
+        return _copy(node)
+
+
+#: How many decoded trie nodes the engine keeps (a branch is about 1.3 kB in memory).
+DECODED_NODES = 50_000
+_decoded: dict[bytes, Any] = {}
+
+
+def _copy(node: Any) -> Any:
+    if node.__class__ is not list:
+        return node
+    return [_copy(item) if item.__class__ is list else item for item in node]
