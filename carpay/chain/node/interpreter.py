@@ -24,6 +24,7 @@ from eth.exceptions import (
     InvalidJumpDestination,
     OutOfGas,
 )
+from eth.vm.computation import memory_gas_cost
 from eth.vm.logic.invalid import InvalidOpcode
 
 __all__ = ["execute", "inline_opcodes"]
@@ -143,11 +144,6 @@ def inline_opcodes(opcodes: dict[int, Any]) -> tuple[tuple[int, ...], tuple[int,
     return tuple(kinds), tuple(gas)
 
 
-def _memory_cost(size: int) -> int:
-    words = (size + 31) // 32
-    return words * 3 + words * words // 512
-
-
 def execute(computation: Any, kinds: tuple[int, ...], gas_of: tuple[int, ...]) -> None:
     """Run ``computation``'s code from its program counter until it halts or fails.
 
@@ -214,7 +210,7 @@ def execute(computation: Any, kinds: tuple[int, ...], gas_of: tuple[int, ...]) -
                         value = value.rjust(32, b"\x00")[-32:]
                 end = start + 32
                 if end > len(memory._bytes):
-                    grow = _memory_cost(end) - _memory_cost(len(memory._bytes))
+                    grow = memory_gas_cost(end) - memory_gas_cost(len(memory._bytes))
                     if grow > gas:
                         raise OutOfGas(f"Out of gas: Needed {grow} - Remaining {gas}")
                     gas -= grow
