@@ -49,84 +49,46 @@ _SHL, _SHR, _CALLDATALOAD, _CALLDATASIZE, _CALLVALUE, _CALLER, _ADDRESS = (
 )
 _STOP, _PUSH0, _MSIZE, _GAS_K, _PC = 32, 33, 34, 35, 36
 
-_KINDS: dict[int, int] = {
-    0x00: _STOP,
-    0x01: _ADD,
-    0x02: _MUL,
-    0x03: _SUB,
-    0x04: _DIV,
-    0x06: _MOD,
-    0x10: _LT,
-    0x11: _GT,
-    0x12: _SLT,
-    0x13: _SGT,
-    0x14: _EQ,
-    0x15: _ISZERO,
-    0x16: _AND,
-    0x17: _OR,
-    0x18: _XOR,
-    0x19: _NOT,
-    0x1B: _SHL,
-    0x1C: _SHR,
-    0x30: _ADDRESS,
-    0x33: _CALLER,
-    0x34: _CALLVALUE,
-    0x35: _CALLDATALOAD,
-    0x36: _CALLDATASIZE,
-    0x50: _POP,
-    0x51: _MLOAD,
-    0x52: _MSTORE,
-    0x56: _JUMP,
-    0x57: _JUMPI,
-    0x58: _PC,
-    0x59: _MSIZE,
-    0x5A: _GAS_K,
-    0x5B: _JUMPDEST_K,
-    0x5F: _PUSH0,
-    **dict.fromkeys(range(0x60, 0x80), _PUSH),
-    **dict.fromkeys(range(0x80, 0x90), _DUP),
-    **dict.fromkeys(range(0x90, 0xA0), _SWAP),
-}
-
-#: The mnemonic py-evm gives each opcode the loop runs inline: the table is used only where
-#: py-evm's opcode of that number is this instruction (a fork that changed one would fall back).
-_MNEMONICS = {
-    0x00: "STOP",
-    0x01: "ADD",
-    0x02: "MUL",
-    0x03: "SUB",
-    0x04: "DIV",
-    0x06: "MOD",
-    0x10: "LT",
-    0x11: "GT",
-    0x12: "SLT",
-    0x13: "SGT",
-    0x14: "EQ",
-    0x15: "ISZERO",
-    0x16: "AND",
-    0x17: "OR",
-    0x18: "XOR",
-    0x19: "NOT",
-    0x1B: "SHL",
-    0x1C: "SHR",
-    0x30: "ADDRESS",
-    0x33: "CALLER",
-    0x34: "CALLVALUE",
-    0x35: "CALLDATALOAD",
-    0x36: "CALLDATASIZE",
-    0x50: "POP",
-    0x51: "MLOAD",
-    0x52: "MSTORE",
-    0x56: "JUMP",
-    0x57: "JUMPI",
-    0x58: "PC",
-    0x59: "MSIZE",
-    0x5A: "GAS",
-    0x5B: "JUMPDEST",
-    0x5F: "PUSH0",
-    **{op: f"PUSH{op - 0x5F}" for op in range(0x60, 0x80)},
-    **{op: f"DUP{op - 0x7F}" for op in range(0x80, 0x90)},
-    **{op: f"SWAP{op - 0x8F}" for op in range(0x90, 0xA0)},
+#: Each opcode the loop runs inline: py-evm's mnemonic for it and the loop's kind. The loop
+#: takes one only where py-evm's opcode of that number has this mnemonic (a fork that changed
+#: one would fall back to py-evm's).
+_INLINE: dict[int, tuple[str, int]] = {
+    0x00: ("STOP", _STOP),
+    0x01: ("ADD", _ADD),
+    0x02: ("MUL", _MUL),
+    0x03: ("SUB", _SUB),
+    0x04: ("DIV", _DIV),
+    0x06: ("MOD", _MOD),
+    0x10: ("LT", _LT),
+    0x11: ("GT", _GT),
+    0x12: ("SLT", _SLT),
+    0x13: ("SGT", _SGT),
+    0x14: ("EQ", _EQ),
+    0x15: ("ISZERO", _ISZERO),
+    0x16: ("AND", _AND),
+    0x17: ("OR", _OR),
+    0x18: ("XOR", _XOR),
+    0x19: ("NOT", _NOT),
+    0x1B: ("SHL", _SHL),
+    0x1C: ("SHR", _SHR),
+    0x30: ("ADDRESS", _ADDRESS),
+    0x33: ("CALLER", _CALLER),
+    0x34: ("CALLVALUE", _CALLVALUE),
+    0x35: ("CALLDATALOAD", _CALLDATALOAD),
+    0x36: ("CALLDATASIZE", _CALLDATASIZE),
+    0x50: ("POP", _POP),
+    0x51: ("MLOAD", _MLOAD),
+    0x52: ("MSTORE", _MSTORE),
+    0x56: ("JUMP", _JUMP),
+    0x57: ("JUMPI", _JUMPI),
+    0x58: ("PC", _PC),
+    0x59: ("MSIZE", _MSIZE),
+    0x5A: ("GAS", _GAS_K),
+    0x5B: ("JUMPDEST", _JUMPDEST_K),
+    0x5F: ("PUSH0", _PUSH0),
+    **{op: (f"PUSH{op - 0x5F}", _PUSH) for op in range(0x60, 0x80)},
+    **{op: (f"DUP{op - 0x7F}", _DUP) for op in range(0x80, 0x90)},
+    **{op: (f"SWAP{op - 0x8F}", _SWAP) for op in range(0x90, 0xA0)},
 }
 
 
@@ -135,9 +97,9 @@ def inline_opcodes(opcodes: dict[int, Any]) -> tuple[tuple[int, ...], tuple[int,
     py-evm's) and the static gas of those it runs, read from py-evm's opcodes."""
     kinds = [0] * 256
     gas = [0] * 256
-    for op, kind in _KINDS.items():
+    for op, (mnemonic, kind) in _INLINE.items():
         fn = opcodes.get(op)
-        if fn is None or getattr(fn, "mnemonic", None) != _MNEMONICS[op]:
+        if fn is None or getattr(fn, "mnemonic", None) != mnemonic:
             continue
         kinds[op] = kind
         gas[op] = fn.gas_cost
