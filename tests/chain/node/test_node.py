@@ -103,3 +103,24 @@ def test_the_block_gas_limit_holds_steady_over_many_blocks(tmp_path):
         assert limits == {30_000_000}
     finally:
         node.stop()
+
+
+def test_calls_on_the_head_see_the_time_move_on(tmp_path):
+    """A call runs in a pending block stamped when the node made the state it runs in; the
+    node makes that state again each second, so that deadlines checked by calls keep up with
+    the clock while no block is mined."""
+    node = Node(tmp_path, port=0).start()
+    try:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        # Creation code that returns the block's timestamp (TIMESTAMP PUSH0 MSTORE PUSH1 32
+        # PUSH0 RETURN): a call of it answers with that word.
+        now = {"data": "0x425f5260205ff3"}
+        # A pending block is stamped at least a second after its parent: once the clock is
+        # past that, the stamp is the clock's.
+        time.sleep(max(0.0, w3.eth.get_block("latest").timestamp + 1.2 - time.time()))
+        before = int.from_bytes(w3.eth.call(now), "big")
+        assert abs(before - time.time()) < 2
+        time.sleep(1.1)
+        assert int.from_bytes(w3.eth.call(now), "big") > before
+    finally:
+        node.stop()

@@ -238,6 +238,22 @@ def test_estimates_agree_with_anvil(embedded_rpc, anvil_rpc, deploy_tester, fund
     assert len(estimates) == 1, estimates
 
 
+def test_calls_and_estimates_change_nothing_for_the_next_one(rpc, tester_build, funded):
+    """The node runs the calls on the head in one state, each undone after it: a call or
+    estimate of ``ping`` (a write to ``pings``, zero here) leaves no trace for the next."""
+    deployed = rpc.transact(funded, data=tester_build["bytecode"], gas=1_000_000)
+    tester = to_checksum_address(deployed["contractAddress"])
+    ping = {"from": funded.address, "to": tester, "data": rpc.calldata("ping(uint256)", 1)}
+    pings = {"to": tester, "data": rpc.selector("pings()")}
+    first = rpc("eth_estimateGas", ping)
+    assert rpc("eth_call", ping) == "0x"
+    assert rpc("eth_call", pings) == rpc.word(0)
+    assert rpc("eth_estimateGas", ping) == first  # writing a zero slot again: it costs as much
+    rpc.transact(funded, to=tester, data=ping["data"])
+    assert rpc("eth_call", pings) == rpc.word(1)
+    assert int(rpc("eth_estimateGas", ping), 16) < int(first, 16)  # a non-zero slot now
+
+
 def test_state_overrides_are_refused_not_ignored(embedded_rpc, tester_build):
     # anvil applies them; the embedded node cannot, and must not answer as if it had
     target = "0x" + "11" * 20

@@ -1,4 +1,5 @@
-"""Tests of carpay/chain/node/tries.py: the same roots and values as py-evm's tries, whatever the items."""
+"""Tests of carpay/chain/node/tries.py: the same roots and values as py-evm's tries,
+whatever the items."""
 
 from __future__ import annotations
 
