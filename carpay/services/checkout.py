@@ -22,7 +22,14 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy.orm import Session
 
-from carpay.errors import ChainError, Conflict, InsufficientFunds, ValidationFailed
+from carpay.chain import gas_with_headroom
+from carpay.errors import (
+    ChainError,
+    Conflict,
+    InsufficientFunds,
+    TransactionReverted,
+    ValidationFailed,
+)
 from carpay.ledger.models import OutboxIntent, utcnow
 from carpay.services.outbox import Outbox, checksum
 from carpay.services.platform import currency_tokens
@@ -200,6 +207,10 @@ class CheckoutView(Protocol):
         """``(merchant_terms(merchant), invoice_paid(merchant, invoice_id), balance(token,
         payer))`` at once (the balance None if ``token`` has none to read)."""
 
+    def estimate(self, sender: str, data: bytes) -> int:
+        """The gas of checkout's call ``data`` sent by ``sender`` now; a revert raises
+        :class:`TransactionReverted`."""
+
     def hold_exists(self, hold_id: bytes) -> bool: ...
 
     def hold_state(self, hold_id: bytes) -> tuple[int, int]:
@@ -267,6 +278,9 @@ class ChainCheckoutView:
         # A token without a readable balance is left to its authorization's check.
         return terms, record != b"\0" * 32, None if isinstance(balance, Exception) else balance
 
+    def estimate(self, sender: str, data: bytes) -> int:
+        return self._chain.estimate_gas(sender, self.checkout, data)
+
     def hold_exists(self, hold_id: bytes) -> bool:
         return self.hold_state(hold_id)[0] != 0
 
@@ -295,6 +309,8 @@ class Checked:
     data: bytes
     details: dict[str, Any]
     conflict: str
+    #: The gas to send it with, when the check estimated it (None: the relayer estimates).
+    gas_limit: int | None = None
 
 
 class CheckoutPayments:
@@ -359,19 +375,7 @@ class CheckoutPayments:
                 "the invoice is not signed by its merchant",
                 errors=[_err("merchant_signature", "not the merchant's")],
             )
-        terms, paid, balance = self.view.payment_state(
-            invoice.merchant, bytes.fromhex(invoice.invoice_id[2:]), invoice.token, payer
-        )
-        self._check_merchant(invoice.merchant, terms)
         struct_hash = invoice.struct_hash()
-        self._check_authorization(
-            payer, invoice.token, invoice.amount_minor, struct_hash, authorization, now
-        )
-        conflict = "this invoice is paid or being paid already"
-        if paid:
-            raise Conflict(conflict)
-        if balance is not None and balance < invoice.amount_minor:
-            raise InsufficientFunds("the payer's balance is short of the invoice's amount")
         reference = "0x" + struct_hash.hex()
         data = self.view.encode(
             "payInvoiceWithAuthorization",
@@ -381,7 +385,39 @@ class CheckoutPayments:
             *authorization.args(),
         )
         details = {"invoice": asdict(invoice), "payer": payer, "invoice_hash": reference}
-        return Checked(PAYMENT_KIND, reference, data, details, conflict)
+        conflict = "this invoice is paid or being paid already"
+        # The relayer's estimate of the payment, now: if it succeeds, the contracts accept
+        # everything the checks below would look at (the merchant, the invoice, the payer's
+        # authorization and balance), and the relayer sends it with this gas, estimating
+        # nothing again. If it reverts, the checks say why.
+        try:
+            gas = self.view.estimate(self.outbox.sender, data)
+        except TransactionReverted:
+            self._refuse_payment(invoice, payer, struct_hash, authorization, now, conflict)
+            raise  # refused for a reason the checks do not name
+        return Checked(PAYMENT_KIND, reference, data, details, conflict, gas_with_headroom(gas))
+
+    def _refuse_payment(
+        self,
+        invoice: Invoice,
+        payer: str,
+        struct_hash: bytes,
+        authorization: ReceiveAuthorization,
+        now: int,
+        conflict: str,
+    ) -> None:
+        """Raise what is wrong with a payment the contracts refuse, if the checks name it."""
+        terms, paid, balance = self.view.payment_state(
+            invoice.merchant, bytes.fromhex(invoice.invoice_id[2:]), invoice.token, payer
+        )
+        self._check_merchant(invoice.merchant, terms)
+        self._check_authorization(
+            payer, invoice.token, invoice.amount_minor, struct_hash, authorization, now
+        )
+        if paid:
+            raise Conflict(conflict)
+        if balance is not None and balance < invoice.amount_minor:
+            raise InsufficientFunds("the payer's balance is short of the invoice's amount")
 
     def check_hold(self, *, hold: Hold, authorization: ReceiveAuthorization) -> Checked:
         """:meth:`place_hold`'s checks that need no database (see :meth:`check_payment`)."""
@@ -422,6 +458,7 @@ class CheckoutPayments:
             data=checked.data,
             details=checked.details,
             reference=checked.reference,
+            gas_limit=checked.gas_limit,
         )
 
     # -- checks ------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ Every step is recorded before the next one is taken, so a crash anywhere resumes
   transaction signed, and the raw bytes and hash are committed with the intent's move to
   ``sent``, all *before* anything is broadcast.
 - ``sent`` intent: if any of its recorded transactions is mined, the intent is
-  ``confirmed`` (or ``failed`` if it reverted). Otherwise the newest one is broadcast again
+  ``confirmed`` (or ``failed`` if it reverted; but if it ran out of gas, which an estimate
+  made in another state of the chain can give, it changed nothing, and the intent goes back
+  to ``pending`` to be estimated again). Otherwise the newest one is broadcast again
   if the node does not hold it (the very same bytes: never a second payment), or replaced
   with the same nonce and higher fees once it has waited ``replace_after``.
 - A transaction the node refuses on its first broadcast is marked ``rejected``; when none
@@ -54,6 +56,8 @@ HOOK_STEPS = ("claimed", "signed", "broadcast", "mined", "recorded")
 #: The least fee increase of a replacement, per mille (geth needs 10%, others 12.5%).
 REPLACEMENT_BUMP_PER_MILLE = 125
 _LIVE = ("signed", "broadcast")
+#: A reverted transaction that used this much of its gas limit, in percent, ran out of gas.
+OUT_OF_GAS_PERCENT = 95
 #: What ``Relayer._gas_for`` answers for an intent it failed (its estimate reverted).
 _FAILED = object()
 
@@ -426,7 +430,12 @@ class Relayer:
             intent = session.get(OutboxIntent, intent_id)
             if intent is None or intent.state != "sent":
                 return False
-            attempts = [(t.id, t.tx_hash, t.status, t.created_at) for t in intent.transactions]
+            # Not those mined in an earlier round (they ran out of gas: see _finish_in).
+            attempts = [
+                (t.id, t.tx_hash, t.status, t.created_at)
+                for t in intent.transactions
+                if t.status != "mined"
+            ]
             nonce = intent.nonce
         assert nonce is not None
         # The count first, the receipts second: a transaction of ours mined in between is
@@ -544,11 +553,18 @@ class Relayer:
                     error = "reverted without a reason"
                 except TransactionReverted as exc:
                     error = exc.message
-            outcomes.append((intent_id, attempt_id, error, receipt["blockNumber"]))
+            outcomes.append((intent_id, attempt_id, error, receipt))
         with self.db.begin() as session:
-            for intent_id, attempt_id, error, block in outcomes:
-                self._finish_in(session, intent_id, attempt_id, error=error, block=block)
-        for intent_id, _attempt_id, _error, _block in outcomes:
+            for intent_id, attempt_id, error, receipt in outcomes:
+                self._finish_in(
+                    session,
+                    intent_id,
+                    attempt_id,
+                    error=error,
+                    block=receipt["blockNumber"],
+                    gas_used=receipt["gasUsed"],
+                )
+        for intent_id, _attempt_id, _error, _receipt in outcomes:
             self._hook("recorded", intent_id)
         return True
 
@@ -566,10 +582,14 @@ class Relayer:
         *,
         error: str | None,
         block: int | None = None,
+        gas_used: int | None = None,
     ) -> None:
         intent = session.get(OutboxIntent, intent_id, with_for_update=True)
         assert intent is not None
         if intent.state in ("confirmed", "failed"):
+            return
+        if error and self._out_of_gas(intent, gas_used) and intent.attempts + 1 < self.max_attempts:
+            self._estimate_again(intent, attempt_id, gas_used)
             return
         for t in intent.transactions:
             if t.id == attempt_id:
@@ -582,6 +602,32 @@ class Relayer:
         intent.block_number = block
         intent.updated_at = self._clock()
         self._publish(intent)
+
+    @staticmethod
+    def _out_of_gas(intent: OutboxIntent, gas_used: int | None) -> bool:
+        """Whether a reverted transaction of ``intent`` ran out of gas: it used at least
+        :data:`OUT_OF_GAS_PERCENT` of its limit (a call passes on at most 63/64 of the gas
+        left, so a call that runs out leaves its caller little). A limit from an estimate has
+        a fifth or more of headroom, so a revert for a reason uses less."""
+        limit = intent.gas_limit
+        return bool(limit and gas_used is not None and gas_used * 100 >= limit * OUT_OF_GAS_PERCENT)
+
+    def _estimate_again(self, intent: OutboxIntent, attempt_id: int | None, gas_used: int) -> None:
+        """``intent``'s transaction ran out of gas (its estimate was made in another state
+        of the chain): it changed nothing but its sender's nonce, so the intent is estimated
+        and signed again. A call that was refused for a reason, not for want of gas, fails
+        at that estimate with the reason."""
+        for t in intent.transactions:
+            if t.id == attempt_id:
+                t.status = "mined"
+                t.error = f"ran out of gas: used {gas_used} of {intent.gas_limit}"
+            elif t.status in _LIVE:
+                t.status = "replaced"
+        intent.attempts += 1
+        intent.error = f"ran out of gas ({gas_used} of {intent.gas_limit}); estimating again"
+        intent.state, intent.nonce, intent.tx_hash, intent.gas_limit = "pending", None, None, None
+        intent.updated_at = self._clock()
+        log.info("intent %s: ran out of gas; estimating again", intent.id)
 
     def _publish(self, intent: OutboxIntent) -> None:
         if self.webhooks is None:
@@ -617,6 +663,7 @@ def _receipt(raw: dict[str, Any]) -> dict[str, Any]:
         "status": int(raw["status"], 16),
         "blockNumber": int(raw["blockNumber"], 16),
         "transactionHash": raw["transactionHash"],
+        "gasUsed": int(raw["gasUsed"], 16),
     }
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from carpay.chain import Chain
+from carpay.chain import Chain, gas_with_headroom
 from carpay.chain.node.node import dev_accounts
-from carpay.errors import Conflict, InsufficientFunds, ValidationFailed
+from carpay.errors import Conflict, InsufficientFunds, TransactionReverted, ValidationFailed
 from carpay.ledger.models import OutboxIntent
 from carpay.services.checkout import (
     ChainCheckoutView,
@@ -100,10 +100,20 @@ def _intents(database) -> int:
 
 
 def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
+    """Paid once, and sent with the gas estimated when the payment was accepted: the check
+    estimates it as the relayer sends it, and the relayer does not estimate it again."""
     chain, platform, token, service, relay, _ = world
     _, treasury, merchant, payer, _, _ = people
     invoice, signature = _invoice(world, merchant)
     authorization = _authorize(world, payer, invoice.amount_minor, invoice.struct_hash())
+    data = service.view.encode(
+        "payInvoiceWithAuthorization",
+        invoice.as_tuple(),
+        bytes.fromhex(signature[2:]),
+        payer.address,
+        *authorization.args(),
+    )
+    estimate = chain.estimate_gas(service.outbox.sender, platform.checkout, data)
 
     with database.begin() as session:
         intent = service.pay_invoice(
@@ -115,6 +125,7 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
             authorization=authorization,
         )
         intent_id = intent.id
+        assert intent.gas_limit == gas_with_headroom(estimate)
         assert (intent.kind, intent.state, intent.to_address) == (
             "payment",
             "pending",
@@ -130,11 +141,27 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
             authorization=authorization,
         )
 
-    assert _relay_until_final(database, relay, intent_id).state == "confirmed"
+    final = _relay_until_final(database, relay, intent_id)
+    assert final.state == "confirmed"
+    assert chain.w3.eth.get_transaction(final.tx_hash)["gas"] == gas_with_headroom(estimate)
     assert token.functions.balanceOf(payer.address).call() == 750_000
     assert token.functions.balanceOf(merchant.address).call() == 247_500
     assert token.functions.balanceOf(treasury.address).call() == 2_500
     assert _intents(database) == 1
+
+
+def test_a_payment_the_contracts_refuse_for_another_reason_is_refused_with_it(
+    world, people, database
+):
+    """The payer is blocklisted by the token: no check of the service names that, the
+    contracts' reason is given instead, and nothing is written."""
+    chain, _, token, _, _, _ = world
+    owner, payer = people[0], people[3]
+    chain.transact(owner, token.functions.blocklist(payer.address))
+
+    with pytest.raises(TransactionReverted, match="currency_token: sender blocklisted"):
+        _refusal(world, people, database, lambda args, world, people: None)
+    assert _intents(database) == 0
 
 
 def test_a_hold_is_placed_gaslessly(world, people, database):

@@ -252,6 +252,47 @@ def test_a_transfer_reverted_on_chain_fails_and_is_not_sent_again(database, chai
     assert chain.call(token.functions.balanceOf(payee)) == 0
 
 
+def test_a_transaction_that_ran_out_of_gas_is_estimated_and_sent_again(
+    database, chain, signer, token
+):
+    """A gas limit from an estimate made in another state of the chain can fall short: the
+    transaction runs out of gas and changes nothing, so the intent is estimated and sent
+    again, and paid exactly once."""
+    payee, sent_before = fresh_address(), mined_count(chain, signer.address)
+    # Enough to start (the intrinsic gas), not to finish: the token's write to a fresh slot.
+    intent_id = request_transfer(
+        database, chain, signer, to=payee, amount=5, token=token.address, gas_limit=30_000
+    )
+    signings = []
+
+    def die_before_broadcasting_the_second(step: str, _intent_id: int) -> None:
+        signings.extend([step] if step == "signed" else [])
+        if len(signings) == 2:
+            raise Crash(step)
+
+    with pytest.raises(Crash):
+        drive(
+            make_relayer(database, chain, signer, hook=die_before_broadcasting_the_second),
+            database,
+            intent_id,
+        )
+    # Restarted with the second transaction signed, not sent: the first one's receipt (out of
+    # gas) belongs to the round before, and the second is sent as recorded.
+    relayer = make_relayer(database, chain, signer)
+    intent = drive(relayer, database, intent_id)
+    for _ in range(3):
+        relayer.run_once()
+
+    assert intent.state == "confirmed" and intent.attempts == 1
+    assert chain.call(token.functions.balanceOf(payee)) == 5
+    assert mined_count(chain, signer.address) == sent_before + 2
+    short, enough = intent_of(database, intent_id).transactions
+    assert chain.receipt(short.tx_hash)["status"] == 0
+    assert short.status == "mined" and "ran out of gas: used 30000 of 30000" in short.error
+    assert (enough.status, enough.tx_hash) == ("mined", intent.tx_hash)
+    assert intent.gas_limit > 30_000
+
+
 def test_intents_of_another_sender_are_left_alone(database, chain, signer):
     other = dev_account(RELAYER_INDEX - 1)
     intent_id = request_transfer(database, chain, other, to=fresh_address(), amount=1)
