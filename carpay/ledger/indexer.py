@@ -243,11 +243,13 @@ class Indexer:
         with self.db.read() as session:
             cursor = session.get(IndexCursor, chain_id)
             cursor_at = (cursor.block_number, cursor.block_hash) if cursor else None
-        if cursor_at is not None and not self._canonical(*cursor_at):
+        head, canonical = self._head_and_canonical(cursor_at)
+        if not canonical:
+            assert cursor_at is not None
             self._roll_back(chain_id, cursor_at[0])
             return 0
         start = cursor_at[0] + 1 if cursor_at else self.start_block
-        target = self.chain.block_number() - self.confirmations
+        target = head - self.confirmations
         if start > target:
             return -1
         end = min(target, start + self.batch_blocks - 1)
@@ -269,9 +271,19 @@ class Indexer:
 
     # -- reading the chain -------------------------------------------------------------------
 
-    def _canonical(self, number: int, block_hash: str) -> bool:
-        block = self.chain.batch([("eth_getBlockByNumber", [hex(number), False])])[0]
-        return block is not None and block["hash"].lower() == block_hash
+    def _head_and_canonical(self, cursor_at: tuple[int, str] | None) -> tuple[int, bool]:
+        """The newest block's number, and whether the block at the cursor is still the
+        chain's, in one request: a round that finds nothing new costs one. (The node may
+        answer them in either order; a block that changes between them is caught by
+        ``_fetch``, which checks each new block's parent from the cursor on.)"""
+        calls: list[tuple[str, list[Any]]] = [("eth_blockNumber", [])]
+        if cursor_at is not None:
+            calls.append(("eth_getBlockByNumber", [hex(cursor_at[0]), False]))
+        answers = self.chain.batch(calls)
+        if cursor_at is None:
+            return int(answers[0], 16), True
+        block = answers[1]
+        return int(answers[0], 16), block is not None and block["hash"].lower() == cursor_at[1]
 
     def _fetch(self, start: int, end: int, parent_hash: str | None) -> _Range | None:
         calls = [("eth_getBlockByNumber", [hex(n), True]) for n in range(start, end + 1)]
