@@ -39,6 +39,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from eth_account.signers.local import LocalAccount
+from sqlalchemy.orm import selectinload
 from web3 import Web3
 
 from carpay.chain import Chain, gas_with_headroom
@@ -219,10 +220,24 @@ class Relayer:
         sent), then broadcast them in one batch: the node gets them together."""
         moved = False
         gas_of: dict[int, int] = {}
+        with self.db.read() as session:
+            rows = {
+                row.id: row
+                for row in session.execute(
+                    sa.select(
+                        OutboxIntent.id,
+                        OutboxIntent.state,
+                        OutboxIntent.to_address,
+                        OutboxIntent.data,
+                        OutboxIntent.value,
+                        OutboxIntent.gas_limit,
+                    ).where(OutboxIntent.id.in_(intent_ids))
+                )
+            }
         for intent_id in intent_ids:
             self._hook("claimed", intent_id)
             try:
-                gas = self._gas_for(intent_id)
+                gas = self._gas_for(intent_id, rows.get(intent_id))
             except ChainError as exc:
                 log.warning("intent %s: %s; will retry", intent_id, exc.message)
                 continue
@@ -264,14 +279,12 @@ class Relayer:
         self._broadcast(signed)
         return moved or bool(signed)
 
-    def _gas_for(self, intent_id: int) -> int | object | None:
-        """The gas limit to sign ``intent_id`` with; None if it is not to be sent now,
-        ``_FAILED`` if its estimate reverted and it failed."""
-        with self.db.read() as session:
-            intent = session.get(OutboxIntent, intent_id)
-            if intent is None or intent.state != "pending":
-                return None
-            to, data, value, gas = intent.to_address, intent.data, intent.value, intent.gas_limit
+    def _gas_for(self, intent_id: int, intent: Any) -> int | object | None:
+        """The gas limit to sign ``intent_id`` (its row as read this pass) with; None if it
+        is not to be sent now, ``_FAILED`` if its estimate reverted and it failed."""
+        if intent is None or intent.state != "pending":
+            return None
+        to, data, value, gas = intent.to_address, intent.data, intent.value, intent.gas_limit
         if gas is not None:
             return gas
         try:
@@ -555,10 +568,10 @@ class Relayer:
                     error = exc.message
             outcomes.append((intent_id, attempt_id, error, receipt))
         with self.db.begin() as session:
+            intents = _lock(session, [intent_id for intent_id, *_ in outcomes])
             for intent_id, attempt_id, error, receipt in outcomes:
                 self._finish_in(
-                    session,
-                    intent_id,
+                    intents[intent_id],
                     attempt_id,
                     error=error,
                     block=receipt["blockNumber"],
@@ -572,20 +585,19 @@ class Relayer:
         self, intent_id: int, attempt_id: int | None, *, error: str | None, block: int | None = None
     ) -> None:
         with self.db.begin() as session:
-            self._finish_in(session, intent_id, attempt_id, error=error, block=block)
+            intent = _lock(session, [intent_id])[intent_id]
+            self._finish_in(intent, attempt_id, error=error, block=block)
 
     def _finish_in(
         self,
-        session,
-        intent_id: int,
+        intent: OutboxIntent,
         attempt_id: int | None,
         *,
         error: str | None,
         block: int | None = None,
         gas_used: int | None = None,
     ) -> None:
-        intent = session.get(OutboxIntent, intent_id, with_for_update=True)
-        assert intent is not None
+        """Record how ``intent`` ended, in the session that locked it (``_lock``)."""
         if intent.state in ("confirmed", "failed"):
             return
         if error and self._out_of_gas(intent, gas_used) and intent.attempts + 1 < self.max_attempts:
@@ -655,6 +667,18 @@ class _Pass:
     estimates: dict[int, int | Exception] = field(default_factory=dict)
     #: (intent id, attempt id, receipt) of the intents found mined, recorded at the end.
     mined: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
+
+
+def _lock(session, intent_ids: list[int]) -> dict[int, OutboxIntent]:
+    """The intents ``intent_ids`` by id, locked in ``session`` and loaded with their
+    transactions, in one query."""
+    intents = session.scalars(
+        sa.select(OutboxIntent)
+        .where(OutboxIntent.id.in_(intent_ids))
+        .options(selectinload(OutboxIntent.transactions))
+        .with_for_update()
+    )
+    return {intent.id: intent for intent in intents}
 
 
 def _receipt(raw: dict[str, Any]) -> dict[str, Any]:
