@@ -156,13 +156,28 @@ class Relayer:
         if not intent_ids:
             return
         with self.db.read() as session:
-            hashes = list(
-                session.scalars(
-                    sa.select(OutboxTransaction.tx_hash).where(
-                        OutboxTransaction.intent_id.in_(intent_ids)
+            nonces = dict(
+                session.execute(
+                    sa.select(OutboxIntent.id, OutboxIntent.nonce).where(
+                        OutboxIntent.id.in_(intent_ids), OutboxIntent.state == "sent"
                     )
-                )
+                ).all()
             )
+            rows = session.execute(
+                sa.select(
+                    OutboxTransaction.intent_id,
+                    OutboxTransaction.id,
+                    OutboxTransaction.tx_hash,
+                    OutboxTransaction.status,
+                    OutboxTransaction.created_at,
+                )
+                .where(OutboxTransaction.intent_id.in_(list(nonces)))
+                .order_by(OutboxTransaction.id)
+            ).all()
+        hashes = [row.tx_hash for row in rows]
+        self._pass.sent = {intent_id: (nonce, []) for intent_id, nonce in nonces.items()}
+        for row in rows:
+            self._pass.sent[row.intent_id][1].append(tuple(row)[1:])
         # The count first, the receipts after its answer (see _track). Not in one batch: a
         # node may answer a batch's calls in any order.
         count = self.chain.w3.eth.get_transaction_count(self.signer.address, "latest")
@@ -250,11 +265,12 @@ class Relayer:
         if self._pass.fees is None:
             self._pass.fees = self.chain.fees()
         max_fee, tip = self._pass.fees
-        signed: list[tuple[int, int]] = []
+        made: list[tuple[int, OutboxTransaction]] = []
         with self.db.begin() as session:
             held = self._held_nonces(session)
+            intents = _lock(session, list(gas_of))
             for intent_id, gas in gas_of.items():
-                intent = session.get(OutboxIntent, intent_id, with_for_update=True)
+                intent = intents.get(intent_id)
                 if intent is None or intent.state != "pending":
                     continue
                 nonce = self._free_nonce(held)
@@ -273,7 +289,9 @@ class Relayer:
                     tx["to"] = intent.to_address
                 attempt = self._record_signed(session, intent, tx)
                 intent.state, intent.nonce, intent.gas_limit = "sent", nonce, gas
-                signed.append((intent_id, attempt.id))
+                made.append((intent_id, attempt))
+            session.flush()
+            signed = [(intent_id, attempt.id) for intent_id, attempt in made]
         for intent_id, _attempt_id in signed:
             self._hook("signed", intent_id)
         self._broadcast(signed)
@@ -359,7 +377,6 @@ class Relayer:
         session.add(attempt)
         intent.tx_hash = attempt.tx_hash
         intent.updated_at = self._clock()
-        session.flush()
         return attempt
 
     def _broadcast(self, attempts: list[tuple[int, int]]) -> list[bool]:
@@ -368,22 +385,25 @@ class Relayer:
         if not attempts:
             return []
         with self.db.read() as session:
-            raws = [session.get(OutboxTransaction, a).raw for _i, a in attempts]
-        errors = self._send_raw(raws)
+            raw_of = dict(
+                session.execute(
+                    sa.select(OutboxTransaction.id, OutboxTransaction.raw).where(
+                        OutboxTransaction.id.in_([a for _i, a in attempts])
+                    )
+                ).all()
+            )
+        errors = self._send_raw([raw_of[a] for _i, a in attempts])
         for intent_id, _attempt_id in attempts:
             self._hook("broadcast", intent_id)
         with self.db.begin() as session:
+            intents = _lock(session, [intent_id for intent_id, _a in attempts])
             return [
-                self._record_broadcast(session, intent_id, attempt_id, error)
+                self._record_broadcast(intents[intent_id], attempt_id, error)
                 for (intent_id, attempt_id), error in zip(attempts, errors, strict=True)
             ]
 
-    def _record_broadcast(
-        self, session, intent_id: int, attempt_id: int, error: str | None
-    ) -> bool:
-        attempt = session.get(OutboxTransaction, attempt_id)
-        intent = session.get(OutboxIntent, intent_id, with_for_update=True)
-        assert attempt is not None and intent is not None
+    def _record_broadcast(self, intent: OutboxIntent, attempt_id: int, error: str | None) -> bool:
+        [attempt] = [t for t in intent.transactions if t.id == attempt_id]
         if attempt.status not in _LIVE:
             return error is None
         if error is None:
@@ -439,18 +459,19 @@ class Relayer:
     # -- sent: track, rebroadcast, replace -----------------------------------------------
 
     def _track(self, intent_id: int) -> bool:
-        with self.db.read() as session:
-            intent = session.get(OutboxIntent, intent_id)
-            if intent is None or intent.state != "sent":
-                return False
-            # Not those mined in an earlier round (they ran out of gas: see _finish_in).
-            attempts = [
-                (t.id, t.tx_hash, t.status, t.created_at)
-                for t in intent.transactions
-                if t.status != "mined"
-            ]
-            nonce = intent.nonce
+        if intent_id in self._pass.sent:  # read with the others by _prefetch
+            nonce, every = self._pass.sent[intent_id]
+        else:
+            with self.db.read() as session:
+                intent = session.get(OutboxIntent, intent_id)
+                if intent is None or intent.state != "sent":
+                    return False
+                nonce = intent.nonce
+                every = [(t.id, t.tx_hash, t.status, t.created_at) for t in intent.transactions]
+        # Not those mined in an earlier round (they ran out of gas: see _finish_in).
+        attempts = [a for a in every if a[2] != "mined"]
         assert nonce is not None
+
         # The count first, the receipts second: a transaction of ours mined in between is
         # then seen by the receipts, never mistaken for someone else's use of the nonce.
         known = self._pass.receipts
@@ -534,7 +555,9 @@ class Relayer:
             }
             if intent.to_address is not None:
                 tx["to"] = intent.to_address
-            new_id = self._record_signed(session, intent, tx).id
+            attempt = self._record_signed(session, intent, tx)
+            session.flush()
+            new_id = attempt.id
         log.info("intent %s: replacing %s with higher fees", intent_id, attempt_id)
         self._hook("signed", intent_id)
         self._broadcast([(intent_id, new_id)])
@@ -664,6 +687,8 @@ class _Pass:
     pending_count: int | None = None
     mined_count: int | None = None
     receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    #: The ``sent`` intents' nonces and transactions (id, hash, status, created), by intent.
+    sent: dict[int, tuple[int | None, list[tuple[Any, ...]]]] = field(default_factory=dict)
     estimates: dict[int, int | Exception] = field(default_factory=dict)
     #: (intent id, attempt id, receipt) of the intents found mined, recorded at the end.
     mined: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
