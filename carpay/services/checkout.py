@@ -19,7 +19,12 @@ import sqlalchemy as sa
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_utils import (
+    collapse_if_tuple,
+    function_abi_to_4byte_selector,
+    keccak,
+    to_checksum_address,
+)
 from sqlalchemy.orm import Session
 
 from carpay.chain import gas_with_headroom
@@ -238,6 +243,7 @@ class ChainCheckoutView:
             "merchant_registry", self._contract.functions.registry().call()
         )
         self._domains: dict[str, dict[str, Any]] = {}
+        self._encoders: dict[str, tuple[bytes, list[str]]] = {}
 
     def token_domain(self, token: str) -> dict[str, Any]:
         if token not in self._domains:
@@ -295,8 +301,14 @@ class ChainCheckoutView:
         return to_checksum_address(token) in currency_tokens(self._chain)
 
     def encode(self, function: str, *args: Any) -> bytes:
-        data = self._contract.encode_abi(function, args=list(args))
-        return bytes.fromhex(data[2:])
+        # eth_abi with the function's types, read once: web3's encode_abi normalizes every
+        # argument through its formatters first, a seventh of a payment request's time.
+        if function not in self._encoders:
+            abi = self._contract.get_function_by_name(function).abi
+            types = [collapse_if_tuple(dict(i)) for i in abi["inputs"]]
+            self._encoders[function] = (function_abi_to_4byte_selector(abi), types)
+        selector, types = self._encoders[function]
+        return selector + abi_encode(types, list(args))
 
 
 @dataclass(frozen=True)

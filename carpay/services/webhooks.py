@@ -249,7 +249,12 @@ class Webhooks:
         if existing is not None:
             return existing
         event = WebhookEvent(
-            id=event_id, type=type, owner=owner, data=data, created_at=self._clock()
+            id=event_id,
+            type=type,
+            owner=owner,
+            data=data,
+            created_at=self._clock(),
+            deliveries=[],  # a new event has none: _schedule need not load them
         )
         try:
             with session.begin_nested():

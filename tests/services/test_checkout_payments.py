@@ -164,6 +164,35 @@ def test_a_payment_the_contracts_refuse_for_another_reason_is_refused_with_it(
     assert _intents(database) == 0
 
 
+def test_calldata_is_what_web3_encodes(world, people):
+    """The view encodes checkout's calls with eth_abi and the ABI's types: byte for byte
+    what web3's contract object encodes."""
+    chain, platform, _, service, _, now = world
+    merchant, payer = people[2], people[3]
+    invoice, signature = _invoice(world, merchant)
+    authorization = _authorize(world, payer, invoice.amount_minor, invoice.struct_hash())
+    hold = Hold(
+        payer.address, merchant.address, invoice.token, 5, int(now.timestamp()), "0x" + "07" * 32
+    )
+    calls = [
+        (
+            "payInvoiceWithAuthorization",
+            invoice.as_tuple(),
+            bytes.fromhex(signature[2:]),
+            payer.address,
+            *authorization.args(),
+        ),
+        ("placeHoldWithAuthorization", hold.as_tuple(), *authorization.args()),
+        ("refund", invoice.as_tuple(), payer.address, 3, 2**256 - 1),
+        ("capture", hold.as_tuple(), 4, True),
+        ("void", hold.as_tuple()),
+    ]
+    checkout = chain.contract("checkout", platform.checkout)
+    for function, *args in calls:
+        expected = checkout.encode_abi(function, args=args)
+        assert "0x" + service.view.encode(function, *args).hex() == expected, function
+
+
 def test_a_hold_is_placed_gaslessly(world, people, database):
     chain, platform, token, service, relay, now = world
     _, _, merchant, payer, _, _ = people
