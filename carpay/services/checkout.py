@@ -404,9 +404,18 @@ class CheckoutPayments:
         # nothing again. If it reverts, the checks say why.
         try:
             gas = self.view.estimate(self.outbox.sender, data)
-        except TransactionReverted:
+        except ChainError as exc:
+            refused = getattr(exc, "rpc_message", None)
+            if not isinstance(exc, TransactionReverted) and refused is None:
+                raise  # the node is out of reach: nothing is known
             self._refuse_payment(invoice, payer, struct_hash, authorization, now, conflict)
-            raise  # refused for a reason the checks do not name
+            # Refused for a reason the checks do not name (or, on a node whose pending
+            # state is ahead of its latest, paid already by a payment still pending).
+            if isinstance(exc, TransactionReverted):
+                if exc.reason == "checkout: invoice already paid":
+                    raise Conflict(conflict) from exc
+                raise
+            raise TransactionReverted(refused) from exc  # say, an invalid instruction
         return Checked(PAYMENT_KIND, reference, data, details, conflict, gas_with_headroom(gas))
 
     def _refuse_payment(

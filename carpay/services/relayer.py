@@ -255,6 +255,11 @@ class Relayer:
                 gas = self._gas_for(intent_id, rows.get(intent_id))
             except ChainError as exc:
                 log.warning("intent %s: %s; will retry", intent_id, exc.message)
+                if getattr(exc, "rpc_message", None) is not None:
+                    # The node ran the estimate and refused it for another reason than a
+                    # revert (an invalid instruction, say): tried again with backoff, and
+                    # failed after max_attempts, where a node out of reach is waited for.
+                    moved |= self._estimate_refused(intent_id, exc.message)
                 continue
             if gas is _FAILED:
                 moved = True  # its estimate reverted: failed without sending
@@ -317,6 +322,14 @@ class Relayer:
             self._finish(intent_id, None, error=exc.message)
             return _FAILED
         return gas_with_headroom(estimate)
+
+    def _estimate_refused(self, intent_id: int, message: str) -> bool:
+        with self.db.begin() as session:
+            intent = _lock(session, [intent_id]).get(intent_id)
+            if intent is None or intent.state != "pending":
+                return False
+            self._retry_later(intent, f"the node refused the estimate: {message}")
+        return True
 
     def _earlier_in_flight(self, intent_id: int) -> bool:
         """Whether an earlier intent of this key is not final yet: a later one whose estimate
@@ -623,9 +636,16 @@ class Relayer:
         """Record how ``intent`` ended, in the session that locked it (``_lock``)."""
         if intent.state in ("confirmed", "failed"):
             return
-        if error and self._out_of_gas(intent, gas_used) and intent.attempts + 1 < self.max_attempts:
-            self._estimate_again(intent, attempt_id, gas_used)
-            return
+        if error and self._out_of_gas(intent, gas_used):
+            [mined] = [t for t in intent.transactions if t.id == attempt_id]
+            if any(t.status in _LIVE and t.nonce != mined.nonce for t in intent.transactions):
+                # Signed again at another nonce (_renonce) before this receipt came: that
+                # one is alive and may still be mined, so it is the one tracked from here.
+                mined.status, mined.error = "mined", f"ran out of gas: used {gas_used}"
+                return
+            if intent.attempts + 1 < self.max_attempts:
+                self._estimate_again(intent, attempt_id, gas_used)
+                return
         for t in intent.transactions:
             if t.id == attempt_id:
                 t.status = "mined"

@@ -18,7 +18,7 @@ from eth_utils import to_checksum_address
 
 from carpay.chain import Chain, compile_contract
 from carpay.chain.node import Node
-from carpay.ledger.models import OutboxIntent, WebhookEvent, utcnow
+from carpay.ledger.models import OutboxIntent, OutboxTransaction, WebhookEvent, utcnow
 from carpay.services.outbox import Outbox
 from carpay.services.relayer import HOOK_STEPS, Relayer
 from carpay.services.transfers import Transfers
@@ -291,6 +291,51 @@ def test_a_transaction_that_ran_out_of_gas_is_estimated_and_sent_again(
     assert short.status == "mined" and "ran out of gas: used 30000 of 30000" in short.error
     assert (enough.status, enough.tx_hash) == ("mined", intent.tx_hash)
     assert intent.gas_limit > 30_000
+
+
+def test_an_estimate_the_node_refuses_without_a_revert_fails_after_max_attempts(
+    database, chain, signer
+):
+    """A call that hits an invalid instruction is no revert: the node's refusal of its
+    estimate is tried again, with backoff, and the intent fails after ``max_attempts``,
+    sending nothing (a node out of reach, on the other hand, is waited for)."""
+    # Creation code of a contract whose code is INVALID (0xfe): PUSH1 fe, PUSH0, MSTORE8,
+    # PUSH1 1, PUSH0, RETURN.
+    created = chain.transact(signer, None, bytes.fromhex("60fe5f5360015ff3"))
+    invalid, sent_before = created["contractAddress"], mined_count(chain, signer.address)
+    outbox = Outbox(sender=signer.address, chain_id=chain.chain_id)
+    with database.begin() as s:
+        intent_id = outbox.enqueue(s, kind="call", owner="m1", to=invalid, data=b"\x01").id
+    relayer = make_relayer(database, chain, signer, max_attempts=3, webhooks=Webhooks())
+
+    intent = drive(relayer, database, intent_id)
+
+    assert intent.state == "failed" and intent.attempts == 3
+    assert "the node refused the estimate" in intent.error
+    assert intent.transactions == [] and mined_count(chain, signer.address) == sent_before
+    with database.begin() as s:
+        assert s.scalars(sa.select(WebhookEvent.type)).all() == ["call.failed"]
+
+
+def test_out_of_gas_with_the_intent_signed_again_at_another_nonce_tracks_that_one(
+    database, chain, signer
+):
+    """A receipt of an earlier nonce that comes after the intent was signed again at another
+    nonce (_renonce) and ran out of gas: the later transaction is alive and may still be
+    mined, so the intent is not signed a third time; it keeps tracking that one."""
+    relayer = make_relayer(database, chain, signer)
+    intent = OutboxIntent(
+        id=1, kind="transfer", owner="m1", state="sent", nonce=8, gas_limit=50_000, attempts=0
+    )
+    early = OutboxTransaction(id=1, nonce=7, tx_hash="0x01", status="rejected")
+    later = OutboxTransaction(id=2, nonce=8, tx_hash="0x02", status="broadcast")
+    intent.transactions = [early, later]
+
+    relayer._finish_in(intent, early.id, error="reverted without a reason", gas_used=50_000)
+
+    assert (intent.state, intent.nonce, intent.attempts) == ("sent", 8, 0)
+    assert (early.status, later.status) == ("mined", "broadcast")
+    assert "ran out of gas" in early.error
 
 
 def test_intents_of_another_sender_are_left_alone(database, chain, signer):
