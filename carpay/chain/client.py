@@ -29,6 +29,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3Exception,
 )
+from web3.providers.rpc.utils import check_if_retry_on_failure
 from web3.types import EventData, LogReceipt, TxReceipt
 
 from carpay.chain import build
@@ -613,14 +614,24 @@ class Chain:
     # -- internals ---------------------------------------------------------------------------
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
-        # Straight over the HTTP session: web3's provider adds a third to a local call.
+        # Straight over the HTTP session: web3's provider adds a third to a local call. Its
+        # retries are kept: the methods it retries, on the errors it retries, as often.
         payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        try:
-            answer = self._session.post(self.url, json=payload, timeout=self._timeout)
-            answer.raise_for_status()
-            response = answer.json()
-        except (OSError, ValueError) as exc:  # requests' errors are OSErrors
-            raise ChainError(f"{method} to {self.url} failed: {exc}") from exc
+        retry = self.w3.provider.exception_retry_configuration  # type: ignore[attr-defined]
+        tries = 1
+        if retry is not None and check_if_retry_on_failure(method, retry.method_allowlist):
+            tries = max(retry.retries, 1)
+        for attempt in range(tries):
+            try:
+                answer = self._session.post(self.url, json=payload, timeout=self._timeout)
+                answer.raise_for_status()
+                response = answer.json()
+                break
+            except (OSError, ValueError) as exc:  # requests' errors are OSErrors
+                if attempt + 1 < tries and isinstance(exc, tuple(retry.errors)):
+                    time.sleep(retry.backoff_factor * 2**attempt)
+                    continue
+                raise ChainError(f"{method} to {self.url} failed: {exc}") from exc
         if not isinstance(response, Mapping):
             raise ChainError(f"{self.url} answered {method} unreadably")
         error = response.get("error")

@@ -280,3 +280,59 @@ def test_the_environments_proxy_settings_are_read_once_and_kept(monkeypatch, tmp
     assert through._session.proxies.get("http") == "http://127.0.0.1:9"
     assert "http" not in direct._session.proxies
     assert through._session.trust_env is False  # the environment is not read again
+
+
+class _FlakyNode:
+    """An HTTP JSON-RPC endpoint on 127.0.0.1 that answers its first ``fails`` requests with
+    503 Service Unavailable and every request after with block number 0x2a."""
+
+    def __init__(self, fails: int) -> None:
+        import http.server
+
+        self.requests = 0
+        node = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                node.requests += 1
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if node.requests <= fails:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                answer = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": "0x2a"})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer.encode())
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_read_the_node_fails_is_retried_as_web3_would(tmp_path):
+    """Single calls go straight over HTTP, with web3's retries: a read answered with an HTTP
+    error is asked again; one that keeps failing is a ChainError, after web3's 5 tries."""
+    flaky = _FlakyNode(fails=2)
+    try:
+        assert Chain(flaky.url, state_dir=tmp_path).block_number() == 42
+        assert flaky.requests == 3
+    finally:
+        flaky.close()
+    dead = _FlakyNode(fails=100)
+    try:
+        with pytest.raises(ChainError, match="eth_blockNumber to .* failed"):
+            Chain(dead.url, state_dir=tmp_path).block_number()
+        assert dead.requests == 5
+    finally:
+        dead.close()
