@@ -11,7 +11,9 @@ from carpay.chain import Chain, gas_with_headroom
 from carpay.chain.node.node import dev_accounts
 from carpay.errors import Conflict, InsufficientFunds, TransactionReverted, ValidationFailed
 from carpay.ledger.models import OutboxIntent
+from carpay.services import checkout as checkout_module
 from carpay.services.checkout import (
+    PAYMENT_GAS,
     ChainCheckoutView,
     CheckoutPayments,
     Hold,
@@ -100,20 +102,12 @@ def _intents(database) -> int:
 
 
 def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
-    """Paid once, and sent with the gas estimated when the payment was accepted: the check
-    estimates it as the relayer sends it, and the relayer does not estimate it again."""
+    """Paid once, and sent with the gas it was checked with: the check runs it as the
+    relayer sends it, with PAYMENT_GAS, and the relayer does not estimate it."""
     chain, platform, token, service, relay, _ = world
     _, treasury, merchant, payer, _, _ = people
     invoice, signature = _invoice(world, merchant)
     authorization = _authorize(world, payer, invoice.amount_minor, invoice.struct_hash())
-    data = service.view.encode(
-        "payInvoiceWithAuthorization",
-        invoice.as_tuple(),
-        bytes.fromhex(signature[2:]),
-        payer.address,
-        *authorization.args(),
-    )
-    estimate = chain.estimate_gas(service.outbox.sender, platform.checkout, data)
 
     with database.begin() as session:
         intent = service.pay_invoice(
@@ -125,7 +119,7 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
             authorization=authorization,
         )
         intent_id = intent.id
-        assert intent.gas_limit == gas_with_headroom(estimate)
+        assert intent.gas_limit == PAYMENT_GAS
         assert (intent.kind, intent.state, intent.to_address) == (
             "payment",
             "pending",
@@ -143,11 +137,46 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
 
     final = _relay_until_final(database, relay, intent_id)
     assert final.state == "confirmed"
-    assert chain.w3.eth.get_transaction(final.tx_hash)["gas"] == gas_with_headroom(estimate)
+    assert chain.w3.eth.get_transaction(final.tx_hash)["gas"] == PAYMENT_GAS
     assert token.functions.balanceOf(payer.address).call() == 750_000
     assert token.functions.balanceOf(merchant.address).call() == 247_500
     assert token.functions.balanceOf(treasury.address).call() == 2_500
     assert _intents(database) == 1
+
+
+def test_a_payment_that_needs_more_than_payment_gas_is_sent_with_its_estimate(
+    world, people, database, monkeypatch
+):
+    """A payment that fails with PAYMENT_GAS (an ERC-1271 merchant's wallet may need more;
+    here the constant is made too small) is estimated, and sent with the estimate."""
+    chain, platform, token, service, relay, _ = world
+    merchant, payer = people[2], people[3]
+    invoice, signature = _invoice(world, merchant)
+    authorization = _authorize(world, payer, invoice.amount_minor, invoice.struct_hash())
+    data = service.view.encode(
+        "payInvoiceWithAuthorization",
+        invoice.as_tuple(),
+        bytes.fromhex(signature[2:]),
+        payer.address,
+        *authorization.args(),
+    )
+    estimate = chain.estimate_gas(service.outbox.sender, platform.checkout, data)
+    monkeypatch.setattr(checkout_module, "PAYMENT_GAS", 60_000)
+
+    with database.begin() as session:
+        intent = service.pay_invoice(
+            session,
+            owner=OWNER,
+            invoice=invoice,
+            merchant_signature=signature,
+            payer=payer.address,
+            authorization=authorization,
+        )
+        intent_id = intent.id
+        assert intent.gas_limit == gas_with_headroom(estimate)
+
+    assert _relay_until_final(database, relay, intent_id).state == "confirmed"
+    assert token.functions.balanceOf(merchant.address).call() == 247_500
 
 
 def test_a_payment_the_contracts_refuse_for_another_reason_is_refused_with_it(
