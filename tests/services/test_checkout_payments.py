@@ -96,6 +96,17 @@ def _relay_until_final(database, relay, intent_id) -> OutboxIntent:
     raise AssertionError("the intent never became final")
 
 
+def _pay(service, session, invoice, signature, payer, authorization, *, owner=OWNER):
+    return service.pay_invoice(
+        session,
+        owner=owner,
+        invoice=invoice,
+        merchant_signature=signature,
+        payer=payer.address,
+        authorization=authorization,
+    )
+
+
 def _intents(database) -> int:
     with database.begin() as session:
         return session.scalar(sa.select(sa.func.count()).select_from(OutboxIntent))
@@ -110,14 +121,7 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
     authorization = _authorize(world, payer, invoice.amount_minor, invoice.struct_hash())
 
     with database.begin() as session:
-        intent = service.pay_invoice(
-            session,
-            owner=OWNER,
-            invoice=invoice,
-            merchant_signature=signature,
-            payer=payer.address,
-            authorization=authorization,
-        )
+        intent = _pay(service, session, invoice, signature, payer, authorization)
         intent_id = intent.id
         assert intent.gas_limit == PAYMENT_GAS
         assert (intent.kind, intent.state, intent.to_address) == (
@@ -126,14 +130,7 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
             platform.checkout,
         )
     with database.begin() as session, pytest.raises(Conflict, match="being paid already"):
-        service.pay_invoice(
-            session,
-            owner="another-app",
-            invoice=invoice,
-            merchant_signature=signature,
-            payer=payer.address,
-            authorization=authorization,
-        )
+        _pay(service, session, invoice, signature, payer, authorization, owner="another-app")
 
     final = _relay_until_final(database, relay, intent_id)
     assert final.state == "confirmed"
@@ -164,14 +161,7 @@ def test_a_payment_that_needs_more_than_payment_gas_is_sent_with_its_estimate(
     monkeypatch.setattr(checkout_module, "PAYMENT_GAS", 60_000)
 
     with database.begin() as session:
-        intent = service.pay_invoice(
-            session,
-            owner=OWNER,
-            invoice=invoice,
-            merchant_signature=signature,
-            payer=payer.address,
-            authorization=authorization,
-        )
+        intent = _pay(service, session, invoice, signature, payer, authorization)
         intent_id = intent.id
         assert intent.gas_limit == gas_with_headroom(estimate)
 
