@@ -437,23 +437,15 @@ class CheckoutPayments:
         data: bytes,
         now: int,
     ) -> int:
-        """The relayer's estimate of the payment ``data``; if the node refuses it, what the
-        checks name, else the contracts' reason."""
-        conflict = PAYMENT_CONFLICT
+        """The relayer's estimate of the payment ``data``; if the contracts refuse it, what
+        the checks name, else the contracts' reason."""
         try:
             return self.view.estimate(self.outbox.sender, data)
-        except ChainError as exc:
-            refused = getattr(exc, "rpc_message", None)
-            if not isinstance(exc, TransactionReverted) and refused is None:
-                raise  # the node is out of reach: nothing is known
-            self._refuse_payment(invoice, payer, struct_hash, authorization, now, conflict)
-            # Refused for a reason the checks do not name (or, on a node whose pending
-            # state is ahead of its latest, paid already by a payment still pending).
-            if isinstance(exc, TransactionReverted):
-                if exc.reason == "checkout: invoice already paid":
-                    raise Conflict(conflict) from exc
-                raise
-            raise TransactionReverted(refused) from exc  # say, an invalid instruction
+        except TransactionReverted:
+            self._refuse_payment(invoice, payer, struct_hash, authorization, now, PAYMENT_CONFLICT)
+            # Refused for a reason the checks do not name (on a node whose pending state is
+            # ahead of its latest, that may be a payment of this invoice still pending).
+            raise
 
     def _refuse_payment(
         self,
