@@ -76,11 +76,10 @@ RECEIVE_FIELDS = [
     {"name": "nonce", "type": "bytes32"},
 ]
 PAYMENT_KIND = "payment"
-#: The gas a payment is sent with when it succeeds with it (twice what one takes, 125,174,
-#: with room for the fresh storage slots a first payment to a payout can write); unused gas
-#: is not paid for.
-PAYMENT_GAS = 300_000
-PAYMENT_CONFLICT = "this invoice is paid or being paid already"
+#: The gas a payment or hold is sent with when its check succeeds with it: about twice what
+#: a payment takes (125,174), with room for the fresh storage slots a first payment to a
+#: payout can write. Unused gas is not paid for.
+CHECKOUT_GAS = 300_000
 HOLD_KIND = "hold"
 
 
@@ -413,39 +412,54 @@ class CheckoutPayments:
             *authorization.args(),
         )
         details = {"invoice": asdict(invoice), "payer": payer, "invoice_hash": reference}
-        conflict = PAYMENT_CONFLICT
-        # The payment as the relayer will send it, run now with PAYMENT_GAS: if it succeeds,
-        # the contracts accept everything the checks below would look at (the merchant, the
-        # invoice, the payer's authorization and balance), and that gas is enough, so the
-        # relayer sends it with that gas and estimates nothing. One EVM run; an estimate
-        # takes two. If it fails, the estimate says whether it needs more gas (an ERC-1271
-        # merchant's wallet may) or is refused, and the checks say why.
-        if self.view.runs_with(self.outbox.sender, data, PAYMENT_GAS):
-            gas = PAYMENT_GAS
-        else:
-            gas = gas_with_headroom(
-                self._estimate_or_refuse(invoice, payer, struct_hash, authorization, data, now)
-            )
+        conflict = "this invoice is paid or being paid already"
+        gas = self._checked_gas(
+            data,
+            lambda: self._refuse_payment(invoice, payer, struct_hash, authorization, now, conflict),
+        )
         return Checked(PAYMENT_KIND, reference, data, details, conflict, gas)
 
-    def _estimate_or_refuse(
-        self,
-        invoice: Invoice,
-        payer: str,
-        struct_hash: bytes,
-        authorization: ReceiveAuthorization,
-        data: bytes,
-        now: int,
-    ) -> int:
-        """The relayer's estimate of the payment ``data``; if the contracts refuse it, what
-        the checks name, else the contracts' reason."""
+    def _checked_gas(self, data: bytes, refuse: Callable[[], None]) -> int:
+        """The gas for the relayer to send checkout's call ``data`` with, checked now.
+
+        The call runs as the relayer will send it, with CHECKOUT_GAS: if it succeeds, the
+        contracts accept everything the service's checks would look at (the merchant, the
+        invoice or hold, the payer's authorization and balance), and that gas is enough, so
+        the relayer sends it with that gas and estimates nothing. One EVM run, where an
+        estimate takes two. If it fails, it is estimated (an ERC-1271 merchant's wallet may
+        need more gas); if the contracts refuse it, ``refuse()`` raises what the checks name,
+        else the contracts' reason is raised (:class:`TransactionReverted`; on a node whose
+        pending state is ahead of its latest, that may be a payment still pending).
+        """
+        if self.view.runs_with(self.outbox.sender, data, CHECKOUT_GAS):
+            return CHECKOUT_GAS
         try:
-            return self.view.estimate(self.outbox.sender, data)
+            return gas_with_headroom(self.view.estimate(self.outbox.sender, data))
         except TransactionReverted:
-            self._refuse_payment(invoice, payer, struct_hash, authorization, now, PAYMENT_CONFLICT)
-            # Refused for a reason the checks do not name (on a node whose pending state is
-            # ahead of its latest, that may be a payment of this invoice still pending).
+            refuse()
             raise
+
+    def _refuse_hold(
+        self,
+        hold: Hold,
+        hold_id: bytes,
+        authorization: ReceiveAuthorization,
+        now: int,
+        conflict: str,
+    ) -> None:
+        """Raise what is wrong with a hold the contracts refuse, if the checks name it."""
+        self._check_merchant(hold.merchant)
+        self._check_authorization(
+            hold.payer, hold.token, hold.amount_minor, hold_id, authorization, now
+        )
+        if self.view.hold_exists(hold_id):
+            raise Conflict(conflict)
+        try:
+            balance = self.view.balance(hold.token, hold.payer)
+        except ChainError:  # a token without a readable balance: its authorization decides
+            balance = None
+        if balance is not None and balance < hold.amount_minor:
+            raise InsufficientFunds("the payer's balance is short of the hold's amount")
 
     def _refuse_payment(
         self,
@@ -475,26 +489,17 @@ class CheckoutPayments:
         now = int(self._clock().timestamp())
         if hold.deadline <= now:
             raise ValidationFailed("the hold's deadline has passed", errors=[_err("hold.deadline")])
-        self._check_merchant(hold.merchant)
         hold_id = hold.struct_hash()
-        self._check_authorization(
-            hold.payer, hold.token, hold.amount_minor, hold_id, authorization, now
-        )
         conflict = "this hold is placed or being placed already"
-        if self.view.hold_exists(hold_id):
-            raise Conflict(conflict)
-        try:
-            balance = self.view.balance(hold.token, hold.payer)
-        except ChainError:  # a token without a readable balance: its authorization decides
-            balance = None
-        if balance is not None and balance < hold.amount_minor:
-            raise InsufficientFunds("the payer's balance is short of the hold's amount")
         reference = "0x" + hold_id.hex()
         data = self.view.encode(
             "placeHoldWithAuthorization", hold.as_tuple(), *authorization.args()
         )
         details = {"hold": asdict(hold), "hold_id": reference}
-        return Checked(HOLD_KIND, reference, data, details, conflict)
+        gas = self._checked_gas(
+            data, lambda: self._refuse_hold(hold, hold_id, authorization, now, conflict)
+        )
+        return Checked(HOLD_KIND, reference, data, details, conflict, gas)
 
     def enqueue(self, session: Session, owner: str, checked: Checked) -> OutboxIntent:
         """Write a checked payment or hold to the outbox, unless one is in flight already."""

@@ -13,7 +13,7 @@ from carpay.errors import Conflict, InsufficientFunds, TransactionReverted, Vali
 from carpay.ledger.models import OutboxIntent
 from carpay.services import checkout as checkout_module
 from carpay.services.checkout import (
-    PAYMENT_GAS,
+    CHECKOUT_GAS,
     ChainCheckoutView,
     CheckoutPayments,
     Hold,
@@ -114,7 +114,7 @@ def _intents(database) -> int:
 
 def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
     """Paid once, and sent with the gas it was checked with: the check runs it as the
-    relayer sends it, with PAYMENT_GAS, and the relayer does not estimate it."""
+    relayer sends it, with CHECKOUT_GAS, and the relayer does not estimate it."""
     chain, platform, token, service, relay, _ = world
     _, treasury, merchant, payer, _, _ = people
     invoice, signature = _invoice(world, merchant)
@@ -123,7 +123,7 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
     with database.begin() as session:
         intent = _pay(service, session, invoice, signature, payer, authorization)
         intent_id = intent.id
-        assert intent.gas_limit == PAYMENT_GAS
+        assert intent.gas_limit == CHECKOUT_GAS
         assert (intent.kind, intent.state, intent.to_address) == (
             "payment",
             "pending",
@@ -134,7 +134,7 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
 
     final = _relay_until_final(database, relay, intent_id)
     assert final.state == "confirmed"
-    assert chain.w3.eth.get_transaction(final.tx_hash)["gas"] == PAYMENT_GAS
+    assert chain.w3.eth.get_transaction(final.tx_hash)["gas"] == CHECKOUT_GAS
     assert token.functions.balanceOf(payer.address).call() == 750_000
     assert token.functions.balanceOf(merchant.address).call() == 247_500
     assert token.functions.balanceOf(treasury.address).call() == 2_500
@@ -144,7 +144,7 @@ def test_an_invoice_is_paid_gaslessly_exactly_once(world, people, database):
 def test_a_payment_that_needs_more_than_payment_gas_is_sent_with_its_estimate(
     world, people, database, monkeypatch
 ):
-    """A payment that fails with PAYMENT_GAS (an ERC-1271 merchant's wallet may need more;
+    """A payment that fails with CHECKOUT_GAS (an ERC-1271 merchant's wallet may need more;
     here the constant is made too small) is estimated, and sent with the estimate."""
     chain, platform, token, service, relay, _ = world
     merchant, payer = people[2], people[3]
@@ -158,7 +158,7 @@ def test_a_payment_that_needs_more_than_payment_gas_is_sent_with_its_estimate(
         *authorization.args(),
     )
     estimate = chain.estimate_gas(service.outbox.sender, platform.checkout, data)
-    monkeypatch.setattr(checkout_module, "PAYMENT_GAS", 60_000)
+    monkeypatch.setattr(checkout_module, "CHECKOUT_GAS", 60_000)
 
     with database.begin() as session:
         intent = _pay(service, session, invoice, signature, payer, authorization)
@@ -226,9 +226,9 @@ def test_a_hold_is_placed_gaslessly(world, people, database):
     authorization = _authorize(world, payer, hold.amount_minor, hold.struct_hash())
 
     with database.begin() as session:
-        intent_id = service.place_hold(
-            session, owner=OWNER, hold=hold, authorization=authorization
-        ).id
+        intent = service.place_hold(session, owner=OWNER, hold=hold, authorization=authorization)
+        intent_id = intent.id
+        assert intent.gas_limit == CHECKOUT_GAS  # checked by running it: not estimated again
 
     assert _relay_until_final(database, relay, intent_id).state == "confirmed"
     checkout = chain.contract("checkout", platform.checkout)
