@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from carpay.errors import NotFound, ValidationFailed, WebhookSignatureInvalid
 from carpay.ledger.db import Database
@@ -370,6 +370,9 @@ class WebhookDispatcher:
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
+                # Their subscriptions and events in two queries, not two for each delivery.
+                .options(selectinload(WebhookDelivery.subscription))
+                .options(selectinload(WebhookDelivery.event))
             )
             due = []
             for delivery in session.scalars(stmt):
