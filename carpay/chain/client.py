@@ -320,12 +320,14 @@ class Chain:
         sender: str | LocalAccount | None = None,
         value: int = 0,
         block: int | str = "latest",
+        gas: int | None = None,
     ) -> Any:
         """Run a call without a transaction (``eth_call``).
 
         ``to`` is a bound contract function (``token.functions.balanceOf(owner)``), whose
         decoded result is returned, or an address, with raw ``data``, whose raw output bytes
-        are returned. A revert raises :class:`TransactionReverted` with its reason.
+        are returned. A revert raises :class:`TransactionReverted` with its reason. ``gas``
+        limits the call (default: the node's).
         """
         frm = getattr(sender, "address", sender)
         block_id = hex(block) if isinstance(block, int) else block
@@ -333,9 +335,13 @@ class Chain:
             params: dict[str, Any] = {"value": value}
             if frm:
                 params["from"] = frm
+            if gas is not None:
+                params["gas"] = gas
             with self._web3_errors():
                 return to.call(params, block_identifier=block_id)
         call = self._call_object(frm, to, _as_bytes(data), value)
+        if gas is not None:
+            call["gas"] = hex(gas)
         try:
             return bytes.fromhex(self._rpc("eth_call", [call, block_id])[2:])
         except _RpcError as exc:

@@ -295,9 +295,8 @@ class ChainCheckoutView:
         return self._chain.estimate_gas(sender, self.checkout, data)
 
     def runs_with(self, sender: str, data: bytes, gas: int) -> bool:
-        call = {"from": sender, "to": self.checkout, "data": "0x" + data.hex(), "gas": hex(gas)}
-        try:
-            self._chain.batch([("eth_call", [call, "pending"])])  # see Chain.estimate_gas
+        try:  # on "pending", as the estimate is made (see Chain.estimate_gas)
+            self._chain.call(self.checkout, data, sender=sender, block="pending", gas=gas)
         except ChainError:  # refused, out of gas, or no answer: the estimate tells which
             return False
         return True
@@ -336,7 +335,7 @@ class Checked:
     data: bytes
     details: dict[str, Any]
     conflict: str
-    #: The gas to send it with, when the check estimated it (None: the relayer estimates).
+    #: The gas to send it with, as the check found it (None: the relayer estimates it).
     gas_limit: int | None = None
 
 
