@@ -646,12 +646,9 @@ class Relayer:
             if intent.attempts + 1 < self.max_attempts:
                 self._estimate_again(intent, attempt_id, gas_used)
                 return
-        for t in intent.transactions:
-            if t.id == attempt_id:
-                t.status = "mined"
-                intent.tx_hash = t.tx_hash
-            elif t.status in _LIVE:
-                t.status = "replaced"
+        mined = _mark_mined(intent, attempt_id)
+        if mined is not None:
+            intent.tx_hash = mined.tx_hash
         intent.state = "failed" if error else "confirmed"
         intent.error = error
         intent.block_number = block
@@ -672,12 +669,9 @@ class Relayer:
         of the chain): it changed nothing but its sender's nonce, so the intent is estimated
         and signed again. A call that was refused for a reason, not for want of gas, fails
         at that estimate with the reason."""
-        for t in intent.transactions:
-            if t.id == attempt_id:
-                t.status = "mined"
-                t.error = f"ran out of gas: used {gas_used} of {intent.gas_limit}"
-            elif t.status in _LIVE:
-                t.status = "replaced"
+        mined = _mark_mined(intent, attempt_id)
+        if mined is not None:
+            mined.error = f"ran out of gas: used {gas_used} of {intent.gas_limit}"
         intent.attempts += 1
         intent.error = f"ran out of gas ({gas_used} of {intent.gas_limit}); estimating again"
         intent.state, intent.nonce, intent.tx_hash, intent.gas_limit = "pending", None, None, None
@@ -712,6 +706,18 @@ class _Pass:
     estimates: dict[int, int | Exception] = field(default_factory=dict)
     #: (intent id, attempt id, receipt) of the intents found mined, recorded at the end.
     mined: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
+
+
+def _mark_mined(intent: OutboxIntent, attempt_id: int | None) -> OutboxTransaction | None:
+    """Mark ``intent``'s transaction ``attempt_id`` mined and its other live ones replaced
+    (they share its nonce, which it used); the mined one, if any."""
+    mined = None
+    for t in intent.transactions:
+        if t.id == attempt_id:
+            t.status, mined = "mined", t
+        elif t.status in _LIVE:
+            t.status = "replaced"
+    return mined
 
 
 def _lock(session, intent_ids: list[int]) -> dict[int, OutboxIntent]:
