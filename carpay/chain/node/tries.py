@@ -1,21 +1,29 @@
-"""The root of a block's transaction or receipt trie, built in one pass.
+"""Merkle Patricia tries for the engine, each changed node encoded and hashed once.
 
-py-evm inserts the items one by one into a ``HexaryTrie``, re-encoding and re-hashing the path
-to each, and keeps every node to store it. A block's tries are written once and never read
-back here (the node serves transactions and receipts from its own index), so only the root is
-needed: this builds each node of the Merkle Patricia trie once, from the sorted keys, and
-hashes it once. ``tests/chain/node/test_tries.py`` checks it against py-evm's on many shapes.
+py-evm changes its tries one key at a time, re-encoding and re-hashing the path from the key's
+leaf to the root each time (three or four nodes for a token balance, the root a branch of 17
+items). Here the changes are made to nodes in memory, and each changed node is encoded and
+hashed once at the end (``_apply``):
+- a block's transaction and receipt tries (``ordered_trie_root``): only their roots are
+  needed, as the node serves transactions and receipts from its own index;
+- the state and storage tries (``CachedTrie``): they keep the changes made to them until their
+  root is asked for, which py-evm does once per block, when it persists the state. The
+  transfers of a block share the hashes of the paths they change.
+
+``tests/chain/node/test_tries.py`` checks both against py-evm's tries on many shapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import rlp
 from eth_hash.auto import keccak
 from trie import HexaryTrie
 from trie.constants import BLANK_NODE, BLANK_NODE_HASH
+from trie.validation import validate_is_bytes
 
 __all__ = ["CachedTrie", "ordered_trie_root"]
 
@@ -27,68 +35,81 @@ def ordered_trie_root(items: Sequence[bytes]) -> bytes:
     """The root of the trie whose key ``rlp(i)`` holds ``items[i]`` (encoded items)."""
     if not items:
         return BLANK_ROOT
-    pairs = sorted((_nibbles(rlp.encode(i)), item) for i, item in enumerate(items))
-    return keccak(rlp.encode(_node(pairs, 0)))
+    return _apply(
+        _Discarded(), BLANK_NODE_HASH, {rlp.encode(i): item for i, item in enumerate(items)}
+    )
 
 
-def _nibbles(key: bytes) -> tuple[int, ...]:
-    out: list[int] = []
-    for byte in key:
-        out += (byte >> 4, byte & 0x0F)
-    return tuple(out)
+class _Discarded(dict):
+    """Where the nodes of a trie go whose root only is needed."""
 
-
-def _compact(nibbles: Sequence[int], leaf: bool) -> bytes:
-    """Hex-prefix encoding of a path (the yellow paper's HP)."""
-    flag = 2 if leaf else 0
-    nibbles = (flag + 1, *nibbles) if len(nibbles) % 2 else (flag, 0, *nibbles)
-    return bytes(nibbles[i] << 4 | nibbles[i + 1] for i in range(0, len(nibbles), 2))
-
-
-def _ref(node: list) -> list | bytes:
-    """How a parent holds ``node``: itself if its encoding is under 32 bytes, else its hash."""
-    encoded = rlp.encode(node)
-    return node if len(encoded) < 32 else keccak(encoded)
-
-
-def _node(pairs: list[tuple[tuple[int, ...], bytes]], depth: int) -> list:
-    """The node under which the (sorted, distinct) ``pairs`` share their first ``depth``
-    nibbles."""
-    if len(pairs) == 1:
-        key, value = pairs[0]
-        return [_compact(key[depth:], leaf=True), value]
-    first, last = pairs[0][0], pairs[-1][0]
-    # Sorted keys: the prefix all share is the one the first and the last share.
-    shared = 0
-    limit = min(len(first), len(last)) - depth
-    while shared < limit and first[depth + shared] == last[depth + shared]:
-        shared += 1
-    if shared:
-        child = _node(pairs, depth + shared)
-        return [_compact(first[depth : depth + shared], leaf=False), _ref(child)]
-    branch: list = [b""] * 17
-    start = 0
-    if len(first) == depth:  # a key that ends here holds the branch's value
-        branch[16] = pairs[0][1]
-        start = 1
-    while start < len(pairs):
-        nibble = pairs[start][0][depth]
-        end = start + 1
-        while end < len(pairs) and pairs[end][0][depth] == nibble:
-            end += 1
-        branch[nibble] = _ref(_node(pairs[start:end], depth + 1))
-        start = end
-    return branch
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        pass
 
 
 class CachedTrie(HexaryTrie):
-    """py-evm's state and storage trie, keeping the nodes it decodes.
+    """py-evm's state and storage trie, keeping the nodes it decodes and its changes until its
+    root is asked for.
 
     A trie node is stored under the hash of its encoding, so the node a hash names never
     changes: each is decoded once (an RLP decode of up to 17 items, a third of a storage read)
-    and then served from memory. Callers change the nodes they are given in place (a branch's
-    child on an update), so each gets a copy of its own.
+    and then served from memory (``get_node`` gives each caller a copy of its own: py-trie
+    changes the nodes it is given in place; the reads and batched changes here never change a
+    node, so they share one parsed form).
+
+    ``set``/``delete`` only record the change; reads see it at once. ``root_hash`` applies
+    what was recorded (see :func:`_apply`) and writes the new nodes to ``db``; setting it
+    forgets what was recorded, as it would replace the root py-trie had built. Nodes no longer
+    referenced are not deleted: py-evm never applies a trie's deletes to the chain's database,
+    which keeps every earlier state.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__["_changes"] = {}
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def root_hash(self) -> bytes:
+        changes = self._changes
+        if changes:
+            self.__dict__["_root"] = _apply(self.db, self._root, changes)
+            changes.clear()
+        return self._root
+
+    @root_hash.setter
+    def root_hash(self, value: bytes) -> None:
+        self._changes.clear()
+        self.__dict__["_root"] = value
+
+    def get(self, key: bytes) -> bytes:
+        if key.__class__ is not bytes:
+            validate_is_bytes(key)
+            key = bytes(key)  # a subclass (HexBytes) may print its hex otherwise
+        value = self._changes.get(key)
+        if value is not None:
+            return value
+        try:
+            return _lookup(self.db, self._root, _key_nibbles(key))
+        except KeyError:
+            # a node missing from the database: py-trie's read says which, in its error
+            return super().get(key)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        validate_is_bytes(key)
+        validate_is_bytes(value)
+        self._changes[bytes(key)] = bytes(value)  # b"" deletes, as in py-trie
+
+    def delete(self, key: bytes) -> None:
+        self.set(key, b"")
+
+    @contextlib.contextmanager
+    def squash_changes(self) -> Iterator[CachedTrie]:
+        """py-trie's squash_changes writes the changes to a scratch database first so that
+        only the final nodes are stored; these tries store only final nodes anyway. Changes
+        made in the block are applied when it ends without an error."""
+        memory = type(self)(self.db, self.root_hash, prune=True)
+        yield memory
+        self.root_hash = memory.root_hash
 
     def get_node(self, node_hash: Any) -> Any:
         if node_hash.__class__ is not bytes or len(node_hash) != 32:
@@ -113,3 +134,211 @@ def _copy(node: Any) -> Any:
     if node.__class__ is not list:
         return node
     return [_copy(item) if item.__class__ is list else item for item in node]
+
+
+# -- changes in a batch ---------------------------------------------------------------------
+#
+# A node in memory is a tuple: (_LEAF, path, value), (_EXTENSION, path, child) or
+# (_BRANCH, children), ``children`` 16 children and the branch's value. A path is a bytes of
+# nibbles (0-15). A child is b"" (none), the 32-byte hash of a stored node, or a node tuple
+# (a node embedded in its parent, or one changed in this batch and not yet encoded).
+
+_LEAF, _EXTENSION, _BRANCH = 0, 1, 2
+_HEX_TO_NIBBLE = bytes.maketrans(b"0123456789abcdef", bytes(range(16)))
+_NIBBLE_TO_HEX = bytes.maketrans(bytes(range(16)), b"0123456789abcdef")
+#: Parsed stored nodes by hash (immutable: shared by every reader).
+_parsed: dict[bytes, tuple] = {}
+
+
+def _key_nibbles(key: bytes) -> bytes:
+    return key.hex().encode().translate(_HEX_TO_NIBBLE)
+
+
+def _parse(raw: Any) -> tuple | None:
+    """The tuple form of a decoded node (None for the blank node)."""
+    if raw == BLANK_NODE:
+        return None
+    if len(raw) == 17:
+        return (_BRANCH, tuple(_child(c) for c in raw[:16]) + (raw[16],))
+    nibbles = _key_nibbles(raw[0])
+    flag = nibbles[0]
+    path = nibbles[1:] if flag & 1 else nibbles[2:]
+    if flag & 2:
+        return (_LEAF, path, raw[1])
+    return (_EXTENSION, path, _child(raw[1]))
+
+
+def _child(raw: Any) -> Any:
+    return _parse(raw) if raw.__class__ is list else raw
+
+
+def _load(db: Any, ref: Any) -> tuple | None:
+    """The node a child reference names (None for none)."""
+    if ref.__class__ is tuple:
+        return ref
+    if not ref or ref == BLANK_NODE_HASH:
+        return None
+    node = _parsed.get(ref)
+    if node is None:
+        node = _parse(rlp.decode(db[ref]))
+        if len(_parsed) >= DECODED_NODES:
+            _parsed.clear()
+        _parsed[ref] = node
+    return node
+
+
+def _lookup(db: Any, root: bytes, path: bytes) -> bytes:
+    node = _load(db, root)
+    i = 0
+    while node is not None:
+        kind = node[0]
+        if kind == _LEAF:
+            return node[2] if node[1] == path[i:] else BLANK_NODE
+        if kind == _EXTENSION:
+            if not path.startswith(node[1], i):
+                return BLANK_NODE
+            i += len(node[1])
+            node = _load(db, node[2])
+        else:
+            if i == len(path):
+                return node[1][16]
+            node = _load(db, node[1][path[i]])
+            i += 1
+    return BLANK_NODE
+
+
+def _shared(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _put(db: Any, node: tuple | None, path: bytes, value: bytes) -> tuple:
+    """``node`` with ``path`` holding ``value``."""
+    if node is None:
+        return (_LEAF, path, value)
+    kind = node[0]
+    if kind == _BRANCH:
+        children = list(node[1])
+        if not path:
+            children[16] = value
+        else:
+            children[path[0]] = _put(db, _load(db, children[path[0]]), path[1:], value)
+        return (_BRANCH, tuple(children))
+    own = node[1]
+    if kind == _LEAF and own == path:
+        return (_LEAF, path, value)
+    shared = _shared(own, path)
+    if kind == _EXTENSION and shared == len(own):
+        return (_EXTENSION, own, _put(db, _load(db, node[2]), path[shared:], value))
+    # The paths part after ``shared`` nibbles: a branch there, holding both.
+    children: list[Any] = [b""] * 17
+    rest = own[shared:]
+    if kind == _LEAF:
+        if rest:
+            children[rest[0]] = (_LEAF, rest[1:], node[2])
+        else:
+            children[16] = node[2]
+    else:
+        children[rest[0]] = (_EXTENSION, rest[1:], node[2]) if len(rest) > 1 else node[2]
+    rest = path[shared:]
+    if rest:
+        children[rest[0]] = (_LEAF, rest[1:], value)
+    else:
+        children[16] = value
+    branch = (_BRANCH, tuple(children))
+    return (_EXTENSION, path[:shared], branch) if shared else branch
+
+
+def _remove(db: Any, node: tuple | None, path: bytes) -> tuple | None:
+    """``node`` without ``path`` (itself if it does not hold it)."""
+    if node is None:
+        return None
+    kind = node[0]
+    if kind == _LEAF:
+        return None if node[1] == path else node
+    if kind == _EXTENSION:
+        own = node[1]
+        if not path.startswith(own):
+            return node
+        return _joined(own, _remove(db, _load(db, node[2]), path[len(own) :]))
+    children = list(node[1])
+    if not path:
+        children[16] = b""
+    else:
+        child = _remove(db, _load(db, children[path[0]]), path[1:])
+        children[path[0]] = b"" if child is None else child
+    left = [i for i in range(16) if children[i]]
+    if children[16]:
+        if left:
+            return (_BRANCH, tuple(children))
+        return (_LEAF, b"", children[16])
+    if len(left) > 1:
+        return (_BRANCH, tuple(children))
+    if not left:
+        return None
+    (only,) = left
+    return _joined(bytes((only,)), _load(db, children[only]), children[only])
+
+
+def _joined(path: bytes, node: tuple | None, ref: Any = None) -> tuple | None:
+    """What an extension of ``path`` over ``node`` (named by ``ref``) becomes: a leaf or an
+    extension with the two paths joined, or the extension itself over a branch."""
+    if node is None:
+        return None
+    if node[0] == _LEAF:
+        return (_LEAF, path + node[1], node[2])
+    if node[0] == _EXTENSION:
+        return (_EXTENSION, path + node[1], node[2])
+    return (_EXTENSION, path, node if ref is None else ref)
+
+
+def _hex_prefix(path: bytes, leaf: bool) -> bytes:
+    """Hex-prefix encoding of a path of nibbles (the yellow paper's HP)."""
+    flag = 2 if leaf else 0
+    prefixed = bytes((flag + 1,)) + path if len(path) % 2 else bytes((flag, 0)) + path
+    return bytes.fromhex(prefixed.translate(_NIBBLE_TO_HEX).decode())
+
+
+def _raw(db: Any, node: tuple) -> list:
+    """The RLP structure of ``node``, its changed children stored."""
+    kind = node[0]
+    if kind == _LEAF:
+        return [_hex_prefix(node[1], True), node[2]]
+    if kind == _EXTENSION:
+        return [_hex_prefix(node[1], False), _stored_ref(db, node[2])]
+    children = node[1]
+    return [_stored_ref(db, c) if c.__class__ is tuple else c for c in children[:16]] + [
+        children[16]
+    ]
+
+
+def _stored_ref(db: Any, child: Any) -> Any:
+    """How a parent holds ``child``: embedded if its encoding is under 32 bytes, else by the
+    hash under which it is stored."""
+    if child.__class__ is not tuple:
+        return child
+    raw = _raw(db, child)
+    encoded = rlp.encode(raw)
+    if len(encoded) < 32:
+        return raw
+    node_hash = keccak(encoded)
+    db[node_hash] = encoded
+    return node_hash
+
+
+def _apply(db: Any, root: bytes, changes: dict[bytes, bytes]) -> bytes:
+    """The root of the trie ``root`` with ``changes`` (key: value, b"" to delete) applied, every
+    new node stored in ``db`` (the root always, as py-trie does, even a small one)."""
+    node = _load(db, root)
+    for key, value in changes.items():
+        path = _key_nibbles(key)
+        node = _put(db, node, path, value) if value else _remove(db, node, path)
+    if node is None:
+        return BLANK_NODE_HASH
+    encoded = rlp.encode(_raw(db, node))
+    root_hash = keccak(encoded)
+    db[root_hash] = encoded
+    return root_hash

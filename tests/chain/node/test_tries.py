@@ -12,6 +12,7 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trie import HexaryTrie
+from trie.exceptions import ValidationError
 
 from carpay.chain.node.tries import BLANK_ROOT, CachedTrie, ordered_trie_root
 
@@ -69,3 +70,69 @@ def test_the_caching_trie_changes_and_reads_like_py_evms(changes):
         past, reference = CachedTrie(ours.db, root_hash=root), HexaryTrie(theirs.db, root)
         for key, _ in changes:
             assert past[key] == reference[key]
+
+
+_keys = st.one_of(
+    st.binary(min_size=1, max_size=3).map(lambda k: keccak(k)[: len(k) * 11]),
+    st.binary(min_size=1, max_size=2),
+    st.binary(min_size=32, max_size=32),  # the state's and storage's keys: hashes
+)
+_values = st.one_of(st.just(b""), st.binary(min_size=1, max_size=40), st.binary(max_size=2))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.tuples(_keys, _values), max_size=60), max_size=6))
+def test_changes_made_together_give_py_evms_root_and_values(batches):
+    """Several changes between two reads of the root (py-evm's case: a block's writes, then
+    its state root): each batch ends on py-trie's root, reads inside a batch see its changes,
+    and the nodes it stores are the whole new trie (py-trie itself reads every key from them)."""
+    ours, theirs = CachedTrie(MemoryDB()), HexaryTrie(MemoryDB())
+    seen: set[bytes] = set()
+    for batch in batches:
+        for key, value in batch:
+            ours[key] = value
+            theirs[key] = value
+            seen.add(key)
+            assert ours[key] == theirs[key]
+            assert (key in ours) == (key in theirs)
+        assert ours.root_hash == theirs.root_hash
+        stored = HexaryTrie(ours.db, ours.root_hash)
+        for key in seen:
+            assert stored[key] == theirs[key] == ours[key]
+
+
+def test_changes_in_a_squash_apply_when_it_ends_and_not_after_an_error():
+    trie = CachedTrie(MemoryDB())
+    trie[b"a" * 32] = b"1"
+    before = trie.root_hash
+    with pytest.raises(RuntimeError), trie.squash_changes() as memory:
+        memory[b"b" * 32] = b"2"
+        raise RuntimeError
+    assert trie.root_hash == before and trie[b"b" * 32] == b""
+    with trie.squash_changes() as memory:
+        memory[b"b" * 32] = b"2"
+        del memory[b"a" * 32]
+    reference = HexaryTrie(MemoryDB())
+    reference[b"b" * 32] = b"2"
+    assert trie.root_hash == reference.root_hash
+    assert trie[b"b" * 32] == b"2" and trie[b"a" * 32] == b""
+
+
+def test_setting_the_root_forgets_the_changes_not_applied():
+    """As py-trie's: a root set replaces the one the changes would have built on."""
+    trie = CachedTrie(MemoryDB())
+    trie[b"a" * 32] = b"1"
+    root = trie.root_hash
+    trie[b"b" * 32] = b"2"
+    trie.root_hash = root
+    assert trie[b"b" * 32] == b"" and trie.root_hash == root
+
+
+def test_keys_and_values_must_be_bytes_as_in_py_trie():
+    trie = CachedTrie(MemoryDB())
+    for bad in [("a" * 32, b"1"), (b"a" * 32, 1)]:
+        with pytest.raises(ValidationError):
+            trie.set(*bad)
+    with pytest.raises(ValidationError):
+        trie.get("a")
+    assert trie.root_hash == BLANK_ROOT
