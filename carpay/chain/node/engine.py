@@ -34,6 +34,7 @@ from eth_utils import ValidationError
 from eth_utils import to_checksum_address as _to_checksum_address
 
 from carpay.chain.node.interpreter import execute, inline_opcodes
+from carpay.chain.node.state import CarpayAccountDB
 from carpay.chain.node.store import Store
 from carpay.chain.node.tries import CachedTrie, ordered_trie_root
 from carpay.errors import NodeError
@@ -164,11 +165,14 @@ class _Computation(PragueComputation):
 eth.db.account.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 eth.db.storage.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 
-#: Prague, with the computation above (py-evm's configuration mechanism).
+#: Prague, with the computation above and the account database of state.py (py-evm's
+#: configuration mechanism).
 CarpayVM = PragueVM.configure(
     __name__="CarpayPragueVM",
     _state_class=PragueState.configure(
-        __name__="CarpayPragueState", computation_class=_Computation
+        __name__="CarpayPragueState",
+        computation_class=_Computation,
+        account_db_class=CarpayAccountDB,
     ),
 )
 
