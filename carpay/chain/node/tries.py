@@ -25,7 +25,7 @@ from trie import HexaryTrie
 from trie.constants import BLANK_NODE, BLANK_NODE_HASH
 from trie.validation import validate_is_bytes
 
-__all__ = ["CachedTrie", "ordered_trie_root"]
+__all__ = ["CachedTrie", "encode_node", "ordered_trie_root"]
 
 #: The root of an empty trie: keccak(rlp(b"")).
 BLANK_ROOT = keccak(rlp.encode(b""))
@@ -315,13 +315,31 @@ def _raw(db: Any, node: tuple) -> list:
     ]
 
 
+def encode_node(item: bytes | list) -> bytes:
+    """``rlp.encode(item)`` for what trie nodes are made of: bytes and lists of them."""
+    if item.__class__ is bytes:
+        n = len(item)
+        if n == 1 and item[0] < 0x80:
+            return item
+        return _length(n, 0x80) + item
+    payload = b"".join([encode_node(x) for x in item])
+    return _length(len(payload), 0xC0) + payload
+
+
+def _length(n: int, offset: int) -> bytes:
+    if n < 56:
+        return bytes((offset + n,))
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((offset + 55 + len(raw),)) + raw
+
+
 def _stored_ref(db: Any, child: Any) -> Any:
     """How a parent holds ``child``: embedded if its encoding is under 32 bytes, else by the
     hash under which it is stored."""
     if child.__class__ is not tuple:
         return child
     raw = _raw(db, child)
-    encoded = rlp.encode(raw)
+    encoded = encode_node(raw)
     if len(encoded) < 32:
         return raw
     node_hash = keccak(encoded)
@@ -338,7 +356,7 @@ def _apply(db: Any, root: bytes, changes: dict[bytes, bytes]) -> bytes:
         node = _put(db, node, path, value) if value else _remove(db, node, path)
     if node is None:
         return BLANK_NODE_HASH
-    encoded = rlp.encode(_raw(db, node))
+    encoded = encode_node(_raw(db, node))
     root_hash = keccak(encoded)
     db[root_hash] = encoded
     return root_hash

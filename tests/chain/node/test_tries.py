@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import rlp
 from eth.db.backends.memory import MemoryDB
 from eth.db.trie import _make_trie_root_and_nodes
 from eth_hash.auto import keccak
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from trie import HexaryTrie
 from trie.exceptions import ValidationError
 
-from carpay.chain.node.tries import BLANK_ROOT, CachedTrie, ordered_trie_root
+from carpay.chain.node.tries import BLANK_ROOT, CachedTrie, encode_node, ordered_trie_root
 
 
 def reference(items: list[bytes]) -> bytes:
@@ -136,3 +137,16 @@ def test_keys_and_values_must_be_bytes_as_in_py_trie():
     with pytest.raises(ValidationError):
         trie.get("a")
     assert trie.root_hash == BLANK_ROOT
+
+
+_nodes = st.recursive(
+    st.one_of(st.binary(max_size=2), st.binary(max_size=80), st.binary(min_size=50, max_size=300)),
+    lambda children: st.lists(children, max_size=17),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_nodes)
+def test_nodes_are_encoded_as_rlp_encodes_them(node):
+    assert encode_node(node) == rlp.encode(node)
