@@ -200,16 +200,18 @@ class Node(Serving):
         assert self.store is not None
         return self.store.settled(tx_hash)
 
-    def submit(self, raw: bytes, sender: bytes | None = None) -> bytes:
+    def submit(self, raw: bytes, tx: Any = None) -> bytes:
         """Validate and pool a raw transaction (worker thread); returns its hash.
 
-        ``sender``, if given, is the one recovered from its signature already.
+        ``tx``, if given, is ``raw`` decoded, its sender recovered (by
+        :func:`~carpay.chain.node.engine.decode_transaction`, in the JSON-RPC process).
         """
         assert self.engine is not None
-        try:
-            tx = decode_transaction(raw, sender)
-        except Exception as exc:
-            raise Rejected(f"invalid transaction: {exc}") from exc
+        if tx is None:
+            try:
+                tx = decode_transaction(raw)
+            except Exception as exc:
+                raise Rejected(f"invalid transaction: {exc}") from exc
         if tx.hash in self.pool or self.is_known(tx.hash):
             raise Rejected("already known")
         self._check(tx)

@@ -180,7 +180,8 @@ class SplitNode(Serving):
         """Run the engine operation ``name`` in the engine process; its result.
 
         A transaction to submit is decoded and its sender recovered here: what the engine
-        gets is known to be well formed and signed.
+        gets is known to be well formed and signed, and it gets it decoded (unpickling a
+        transfer takes 8 us of the engine's time, decoding it 68 us).
         """
         if name not in OPERATIONS:
             raise KeyError(name)
@@ -190,7 +191,7 @@ class SplitNode(Serving):
                 tx = self._decode(raw)
             except Exception as exc:
                 raise Rejected(f"invalid transaction: {exc}") from exc
-            args = (raw, tx.sender)
+            args = (raw, tx)
         if self.engine_failed or self._closing:
             raise NodeError("the node's engine is not running")
         self._loop = asyncio.get_running_loop()
@@ -205,7 +206,21 @@ class SplitNode(Serving):
     def _flush(self) -> None:
         asked, self._outbox = self._outbox, []
         with self._send_lock, contextlib.suppress(OSError):  # gone: _receive fails them
-            self._conn.send(asked)
+            try:
+                self._conn.send(asked)
+            except OSError:
+                raise
+            except Exception:
+                # Something that does not pickle (a transaction type pickle cannot rebuild,
+                # say): the engine decodes transactions itself; what still fails is failed.
+                log.exception("the engine's operations could not be sent together")
+                for rid, name, args in asked:
+                    try:
+                        self._conn.send([(rid, name, args[:1] if name == "submit" else args)])
+                    except OSError:
+                        raise
+                    except Exception as exc:
+                        self._deliver([("failed", rid, f"{type(exc).__name__}: {exc}")])
 
     async def journaled(self, raw: bytes) -> None:
         """Return once ``raw`` is in the fsynced journal."""

@@ -3,6 +3,7 @@ round; what the engine says reaches the caller; the journal keeps what is not ye
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 import pytest
 from eth_utils import keccak
 
+from carpay.chain.node import dev_accounts
 from carpay.chain.node.journal import Journal, JournalWriter
 from carpay.chain.node.split import SplitNode
 from carpay.errors import NodeError
@@ -102,3 +104,52 @@ def test_the_journal_drops_what_is_settled_and_keeps_the_rest(tmp_path):
     assert len(kept) < len(records)
     # ...and never losing one that is not mined, in the order they came
     assert [r for r in kept if keccak(r) not in settled] == unsettled
+
+
+class _Unpicklable:
+    """A decoded transaction that pickle refuses (a type pickle cannot rebuild)."""
+
+    def __init__(self, tx) -> None:
+        self.sender = tx.sender
+
+    def __reduce__(self):
+        raise TypeError("this transaction does not pickle")
+
+
+def test_a_transaction_that_does_not_pickle_is_sent_raw_and_pooled(tmp_path):
+    """The engine gets a submitted transaction decoded; one that cannot be sent so is sent as
+    its raw bytes, with the rest of its batch, and the engine decodes it itself."""
+    node = SplitNode(tmp_path, port=0)
+    node.open()
+    try:
+        account = dev_accounts(count=1)[0]
+        sender = bytes.fromhex(account.address[2:])
+        raws = [
+            bytes(
+                account.sign_transaction(
+                    {
+                        "to": "0x" + "11" * 20,
+                        "value": 1,
+                        "gas": 21_000,
+                        "gasPrice": 10**10,
+                        "nonce": nonce,
+                        "chainId": 1337,
+                    }
+                ).raw_transaction
+            )
+            for nonce in range(3)
+        ]
+        decode = node._decode
+        node._decode = lambda raw: _Unpicklable(decode(raw)) if raw == raws[1] else decode(raw)
+
+        async def submit_all():
+            return await asyncio.gather(*(node.ask("submit", raw) for raw in raws))
+
+        hashes = asyncio.run(submit_all())
+        assert hashes == [keccak(raw) for raw in raws]
+        deadline = time.monotonic() + 10
+        while node.head_number == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert asyncio.run(node.ask("pending_nonce", sender)) == 3
+    finally:
+        node.close()
