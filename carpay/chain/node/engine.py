@@ -177,6 +177,20 @@ CarpayVM = PragueVM.configure(
 )
 
 
+class _Filling:
+    """The block being filled, as py-evm's ``VM.apply_transaction`` reads its header: the gas
+    limit, and the gas used so far (the receipt's cumulative gas starts from it). py-evm's
+    ``add_receipt_to_header`` would copy the whole header (rlp's copy, which deep-copies and
+    checks every field) after each transaction, for the gas used and the bloom; the header is
+    built once, when the block is."""
+
+    __slots__ = ("gas_limit", "gas_used")
+
+    def __init__(self, gas_limit: int) -> None:
+        self.gas_limit = gas_limit
+        self.gas_used = 0
+
+
 class Engine:
     """A py-evm chain (latest fork py-evm has: Prague) persisted in a ``Store``."""
 
@@ -257,6 +271,8 @@ class Engine:
         )
         vm = self.chain.get_vm(base_header)
         header = base_header
+        filling = _Filling(header.gas_limit)
+        bloom = 0
         included, receipts, deferred, dropped = [], [], [], []
         blocked: set[bytes] = set()
         for i, tx in enumerate(txs):
@@ -264,7 +280,7 @@ class Engine:
             if sender in blocked:
                 deferred.append(tx)
                 continue
-            if header.gas_used + tx.gas > header.gas_limit:
+            if filling.gas_used + tx.gas > header.gas_limit:
                 if tx.gas > header.gas_limit:
                     dropped.append((tx, "exceeds block gas limit"))
                     continue
@@ -279,13 +295,14 @@ class Engine:
                 continue
             snapshot = vm.state.snapshot()
             try:
-                receipt, _computation = vm.apply_transaction(header, tx)
+                receipt, _computation = vm.apply_transaction(filling, tx)
             except ValidationError as exc:
                 vm.state.revert(snapshot)
                 dropped.append((tx, str(exc)))
                 blocked.add(sender)
                 continue
-            header = vm.add_receipt_to_header(header, receipt)
+            filling.gas_used = receipt.gas_used
+            bloom |= receipt.bloom
             if tx.type_id == BLOB_TX_TYPE:  # others leave it as it is (py-evm copies it)
                 header = vm.increment_blob_gas_used(header, tx)
             included.append(tx)
@@ -300,6 +317,8 @@ class Engine:
         # _assign_block_rewards is empty).
         vm.state.persist()
         header = header.copy(
+            gas_used=filling.gas_used,
+            bloom=bloom,
             transaction_root=ordered_trie_root([tx.encode() for tx in included]),
             receipt_root=ordered_trie_root([r.encode() for r in receipts]),
             state_root=vm.state.state_root,
