@@ -661,3 +661,25 @@ def test_params_as_an_object_are_invalid_params(rpc):
     )
     assert status == 200 and answer["id"] == 5
     assert answer["error"]["code"] == -32602
+
+
+def test_a_blocks_gas_used_and_bloom_are_its_receipts(rpc, tester, bank):
+    """Transactions sent together share a block on the embedded node: its gas used is the sum
+    of theirs and its logs bloom the union of theirs."""
+    nonce = rpc.nonce(bank.address)
+    hashes = [
+        rpc.send(bank, nonce=nonce + i, to=tester, data=rpc.calldata("ping(uint256)", i))
+        for i in range(4)
+    ]
+    hashes.append(rpc.send(bank, nonce=nonce + 4, to=bank.address, value=1))
+    receipts = [rpc.wait(h) for h in hashes]
+    for number in {r["blockNumber"] for r in receipts}:
+        block = rpc("eth_getBlockByNumber", number, False)
+        mined = [rpc("eth_getTransactionReceipt", h) for h in block["transactions"]]
+        assert int(block["gasUsed"], 16) == sum(int(r["gasUsed"], 16) for r in mined)
+        assert block["gasUsed"] == mined[-1]["cumulativeGasUsed"]
+        bloom = 0
+        for r in mined:
+            bloom |= int(r["logsBloom"], 16)
+        assert int(block["logsBloom"], 16) == bloom
+    assert any(int(r["logsBloom"], 16) for r in receipts)
