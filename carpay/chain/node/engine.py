@@ -36,10 +36,18 @@ from eth_utils import to_checksum_address as _to_checksum_address
 from carpay.chain.node.interpreter import execute, inline_opcodes
 from carpay.chain.node.state import CarpayAccountDB
 from carpay.chain.node.store import Store
-from carpay.chain.node.tries import CachedTrie, ordered_trie_root
+from carpay.chain.node.tries import CachedTrie, encode_node, ordered_trie_root
 from carpay.errors import NodeError
 
-__all__ = ["BlockResult", "CallResult", "Engine", "decode_transaction", "hexint", "hexbytes"]
+__all__ = [
+    "BlockResult",
+    "CallResult",
+    "Engine",
+    "decode_transaction",
+    "encode_receipt",
+    "hexint",
+    "hexbytes",
+]
 
 DEFAULT_GAS_LIMIT = 30_000_000
 #: The gas a call with value passes on for free (EIP-150's stipend).
@@ -320,7 +328,7 @@ class Engine:
             gas_used=filling.gas_used,
             bloom=bloom,
             transaction_root=ordered_trie_root([tx.encode() for tx in included]),
-            receipt_root=ordered_trie_root([r.encode() for r in receipts]),
+            receipt_root=ordered_trie_root([encode_receipt(r) for r in receipts]),
             state_root=vm.state.state_root,
         )
         mined = vm.get_block().copy(transactions=included, header=header)
@@ -592,6 +600,27 @@ def _call_result(computation: Any, gas: int) -> CallResult:
     if isinstance(computation.error, Revert):
         return CallResult(output=computation.output, reverted=True)
     return CallResult(error=_vm_error_text(computation.error))
+
+
+def encode_receipt(receipt: Any) -> bytes:
+    """``receipt.encode()``, with RLP's structure written out (py-evm's walks the receipt's
+    sedes and re-checks every field): a typed receipt (EIP-2718) is its type byte before its
+    body, which is a legacy receipt's."""
+    inner = getattr(receipt, "_inner", receipt)
+    gas = inner.gas_used
+    body = encode_node(
+        [
+            inner.state_root,
+            gas.to_bytes((gas.bit_length() + 7) // 8, "big"),
+            inner.bloom.to_bytes(256, "big"),
+            [
+                [log.address, [t.to_bytes(32, "big") for t in log.topics], log.data]
+                for log in inner.logs
+            ],
+        ]
+    )
+    type_id = getattr(receipt, "type_id", None)
+    return body if type_id is None else bytes((type_id,)) + body
 
 
 def _effective_gas_price(tx: Any, base_fee: int) -> int:
