@@ -3,8 +3,8 @@
 py-evm runs every instruction through four or five Python calls (the opcode object, its gas
 charge, its logic function, the stack's typed pops and pushes). The instructions compiled
 contracts are mostly made of (PUSH, DUP, SWAP, POP, JUMP/JUMPI/JUMPDEST, MLOAD/MSTORE,
-arithmetic, comparisons, bit operations, CALLDATALOAD and the call's context) are run here in
-one loop over local variables instead; every other instruction (storage, hashing, logs, calls,
+arithmetic, comparisons, bit operations, SHA3, CALLDATALOAD and the call's context) are run here in
+one loop over local variables instead; every other instruction (storage, logs, calls,
 copies, RETURN and REVERT) is handed to py-evm's own implementation, with the loop's program
 counter and gas written back first and read again after. Each inline instruction charges
 py-evm's gas for it (read from py-evm's opcode table, not written here again), checks the stack
@@ -26,6 +26,7 @@ from eth.exceptions import (
 )
 from eth.vm.computation import memory_gas_cost
 from eth.vm.logic.invalid import InvalidOpcode
+from eth_hash.auto import keccak
 
 __all__ = ["execute", "inline_opcodes"]
 
@@ -47,7 +48,9 @@ _SHL, _SHR, _CALLDATALOAD, _CALLDATASIZE, _CALLVALUE, _CALLER, _ADDRESS = (
     30,
     31,
 )
-_STOP, _PUSH0, _MSIZE, _GAS_K, _PC = 32, 33, 34, 35, 36
+_STOP, _PUSH0, _MSIZE, _GAS_K, _PC, _SHA3 = 32, 33, 34, 35, 36, 37
+#: Gas of each 32-byte word SHA3 hashes (the yellow paper's G_sha3word).
+_SHA3_WORD_GAS = 6
 
 #: Each opcode the loop runs inline: py-evm's mnemonic for it and the loop's kind. The loop
 #: takes one only where py-evm's opcode of that number has this mnemonic (a fork that changed
@@ -71,6 +74,7 @@ _INLINE: dict[int, tuple[str, int]] = {
     0x19: ("NOT", _NOT),
     0x1B: ("SHL", _SHL),
     0x1C: ("SHR", _SHR),
+    0x20: ("SHA3", _SHA3),
     0x30: ("ADDRESS", _ADDRESS),
     0x33: ("CALLER", _CALLER),
     0x34: ("CALLVALUE", _CALLVALUE),
@@ -284,6 +288,29 @@ def execute(computation: Any, kinds: tuple[int, ...], gas_of: tuple[int, ...]) -
                         b -= 1 << 256
                     r = (1 if a < b else 0) if kind == _SLT else (1 if a > b else 0)
                 stack[-1] = r
+            elif kind == _SHA3:
+                # py-evm's sha3 and extend_memory: memory grows (and is paid for) only for a
+                # non-empty input; then each word of the input is paid for.
+                if len(stack) < 2:
+                    raise InsufficientStack(f"Wanted 2 stack items, only had {len(stack)}")
+                start = pop()
+                length = pop()
+                if start.__class__ is not int:
+                    start = int.from_bytes(start, "big")
+                if length.__class__ is not int:
+                    length = int.from_bytes(length, "big")
+                if length:
+                    grow = memory_gas_cost(start + length) - memory_gas_cost(len(memory._bytes))
+                    if grow > 0:
+                        if grow > gas:
+                            raise OutOfGas(f"Out of gas: Needed {grow} - Remaining {gas}")
+                        gas -= grow
+                    memory.extend(start, length)
+                cost = _SHA3_WORD_GAS * ((length + 31) // 32)
+                if cost > gas:
+                    raise OutOfGas(f"Out of gas: Needed {cost} - Remaining {gas}")
+                gas -= cost
+                push(keccak(bytes(memory._bytes[start : start + length])))
             elif kind == _STOP:
                 raise Halt("STOP")
             else:

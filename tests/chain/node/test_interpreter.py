@@ -14,6 +14,7 @@ from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.message import Message
+from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,7 +147,12 @@ def instruction(draw, labels: int) -> tuple:
     if kind == "sstore":
         return ("raw", push(draw(WORDS)) + push(draw(st.sampled_from(SLOTS))) + b"\x55")
     if kind == "sha3":
-        return ("raw", push(draw(st.integers(0, 64))) + push(draw(st.integers(0, 64))) + b"\x20")
+        # input lengths of no word, part of one, several; at offsets far out too (memory growth
+        # paid for only when the input is not empty); lengths that cannot be paid for
+        length = draw(
+            st.one_of(st.just(0), st.integers(0, 70), st.sampled_from([2**20, 2**256 - 1]))
+        )
+        return ("raw", push(length) + push(offset) + b"\x20")
     if kind == "log":
         return ("raw", push(draw(st.integers(0, 40))) + push(draw(st.integers(0, 40))) + b"\xa1")
     return ("raw", bytes([draw(st.sampled_from([0x0C, 0xFE, 0x21, 0x00]))]))
@@ -193,7 +199,8 @@ def program(draw) -> bytes:
 
 def test_the_table_covers_the_opcodes_it_names():
     kinds, gas = inline_opcodes(PragueComputation.opcodes)
-    assert sum(1 for kind in kinds if kind) == 97  # 32 PUSH, 16 DUP, 16 SWAP and 33 others
+    assert sum(1 for kind in kinds if kind) == 98  # 32 PUSH, 16 DUP, 16 SWAP and 34 others
+    assert gas[0x20] == 30  # SHA3, its words charged as it runs
     assert gas[0x60] == 3 and gas[0x56] == 8 and gas[0x57] == 10 and gas[0x5B] == 1
 
 
@@ -261,6 +268,23 @@ def test_each_binary_operation_gives_py_evms_result_on_edge_values(op):
 @pytest.mark.parametrize("op", UNARY)
 def test_each_unary_operation_gives_py_evms_result_on_edge_values(op):
     assert len({returned(push(a) + bytes([op])) for a in EDGES}) > 1
+
+
+def test_sha3_of_nothing_far_out_grows_no_memory():
+    """An empty input is hashed without memory growth, whatever its offset: the keccak of
+    nothing, 30 gas, and MSIZE still 0."""
+    code = push(0) + push(2**64) + b"\x20" + b"\x59" + push(32) + b"\x52" + push(0) + b"\x52"
+    code += push(64) + push(0) + b"\xf3"
+    error, _gas, output, *_ = same(code, gas=100_000)
+    assert error is None
+    assert output[:32] == keccak(b"") and int.from_bytes(output[32:], "big") == 0
+
+
+def test_sha3_pays_for_each_word_it_hashes():
+    # 33 bytes: two words; memory grows to 64 bytes (6 gas) before the hash (30 + 2 * 6)
+    code = push(33) + push(0) + b"\x20" + b"\x00"
+    error, gas, *_ = same(code, gas=100_000)
+    assert error is None and 100_000 - gas == 3 + 3 + 30 + 6 + 2 * 6
 
 
 def test_pc_reports_the_position_of_its_own_instruction():
