@@ -35,9 +35,8 @@ def ordered_trie_root(items: Sequence[bytes]) -> bytes:
     """The root of the trie whose key ``rlp(i)`` holds ``items[i]`` (encoded items)."""
     if not items:
         return BLANK_ROOT
-    return _apply(
-        _Discarded(), BLANK_NODE_HASH, {rlp.encode(i): item for i, item in enumerate(items)}
-    )
+    changes = {rlp.encode(i): item for i, item in enumerate(items)}
+    return _apply(_Discarded(), BLANK_NODE_HASH, changes, keep=False)
 
 
 class _Discarded(dict):
@@ -181,10 +180,14 @@ def _load(db: Any, ref: Any) -> tuple | None:
     node = _parsed.get(ref)
     if node is None:
         node = _parse(rlp.decode(db[ref]))
-        if len(_parsed) >= DECODED_NODES:
-            _parsed.clear()
-        _parsed[ref] = node
+        _remember(ref, node)
     return node
+
+
+def _remember(node_hash: bytes, node: tuple | None) -> None:
+    if len(_parsed) >= DECODED_NODES:
+        _parsed.clear()
+    _parsed[node_hash] = node
 
 
 def _lookup(db: Any, root: bytes, path: bytes) -> bytes:
@@ -302,17 +305,30 @@ def _hex_prefix(path: bytes, leaf: bool) -> bytes:
     return bytes.fromhex(prefixed.translate(_NIBBLE_TO_HEX).decode())
 
 
-def _raw(db: Any, node: tuple) -> list:
-    """The RLP structure of ``node``, its changed children stored."""
+def _raw(db: Any, node: tuple, keep: bool) -> tuple[list, tuple]:
+    """The RLP structure of ``node``, its changed children stored; and ``node`` as it reads
+    back once stored (its children by reference)."""
     kind = node[0]
     if kind == _LEAF:
-        return [_hex_prefix(node[1], True), node[2]]
+        return [_hex_prefix(node[1], True), node[2]], node
     if kind == _EXTENSION:
-        return [_hex_prefix(node[1], False), _stored_ref(db, node[2])]
-    children = node[1]
-    return [_stored_ref(db, c) if c.__class__ is tuple else c for c in children[:16]] + [
-        children[16]
-    ]
+        raw = child = node[2]
+        if child.__class__ is tuple:
+            raw, child = _stored_ref(db, child, keep)
+        return [_hex_prefix(node[1], False), raw], (_EXTENSION, node[1], child)
+    raws: list[Any] = []
+    children: list[Any] = []
+    for child in node[1][:16]:
+        if child.__class__ is tuple:
+            raw, child = _stored_ref(db, child, keep)
+            raws.append(raw)
+        else:
+            raws.append(child)
+        children.append(child)
+    value = node[1][16]
+    raws.append(value)
+    children.append(value)
+    return raws, (_BRANCH, tuple(children))
 
 
 def encode_node(item: bytes | list) -> bytes:
@@ -333,30 +349,35 @@ def _length(n: int, offset: int) -> bytes:
     return bytes((offset + 55 + len(raw),)) + raw
 
 
-def _stored_ref(db: Any, child: Any) -> Any:
-    """How a parent holds ``child``: embedded if its encoding is under 32 bytes, else by the
-    hash under which it is stored."""
-    if child.__class__ is not tuple:
-        return child
-    raw = _raw(db, child)
+def _stored_ref(db: Any, child: tuple, keep: bool) -> tuple[Any, Any]:
+    """How a parent holds ``child`` in its RLP structure and once read back: embedded if its
+    encoding is under 32 bytes, else by the hash under which it is stored (and, if ``keep``,
+    parsed: the next block reads it, and nothing else does)."""
+    raw, stored = _raw(db, child, keep)
     encoded = encode_node(raw)
     if len(encoded) < 32:
-        return raw
+        return raw, stored
     node_hash = keccak(encoded)
     db[node_hash] = encoded
-    return node_hash
+    if keep:
+        _remember(node_hash, stored)
+    return node_hash, node_hash
 
 
-def _apply(db: Any, root: bytes, changes: dict[bytes, bytes]) -> bytes:
+def _apply(db: Any, root: bytes, changes: dict[bytes, bytes], keep: bool = True) -> bytes:
     """The root of the trie ``root`` with ``changes`` (key: value, b"" to delete) applied, every
-    new node stored in ``db`` (the root always, as py-trie does, even a small one)."""
+    new node stored in ``db`` (the root always, as py-trie does, even a small one), and kept
+    parsed unless ``keep`` is false."""
     node = _load(db, root)
     for key, value in changes.items():
         path = _key_nibbles(key)
         node = _put(db, node, path, value) if value else _remove(db, node, path)
     if node is None:
         return BLANK_NODE_HASH
-    encoded = encode_node(_raw(db, node))
+    raw, stored = _raw(db, node, keep)
+    encoded = encode_node(raw)
     root_hash = keccak(encoded)
     db[root_hash] = encoded
+    if keep:
+        _remember(root_hash, stored)
     return root_hash

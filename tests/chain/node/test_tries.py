@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from trie import HexaryTrie
 from trie.exceptions import ValidationError
 
+from carpay.chain.node import tries
 from carpay.chain.node.tries import BLANK_ROOT, CachedTrie, encode_node, ordered_trie_root
 
 
@@ -100,6 +101,10 @@ def test_changes_made_together_give_py_evms_root_and_values(batches):
         stored = HexaryTrie(ours.db, ours.root_hash)
         for key in seen:
             assert stored[key] == theirs[key] == ours[key]
+        # the nodes kept parsed for the next reads are those stored
+        for node_hash, encoded in ours.db.kv_store.items():
+            if node_hash in tries._parsed:
+                assert tries._parsed[node_hash] == tries._parse(rlp.decode(encoded))
 
 
 def test_changes_in_a_squash_apply_when_it_ends_and_not_after_an_error():
