@@ -111,6 +111,7 @@ class _Unpicklable:
 
     def __init__(self, tx) -> None:
         self.sender = tx.sender
+        self.hash = tx.hash
 
     def __reduce__(self):
         raise TypeError("this transaction does not pickle")
