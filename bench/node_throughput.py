@@ -213,21 +213,23 @@ def main() -> None:
     print(f"embedded / anvil throughput ratio: {ratio:.2f}")
     print(f"embedded node startup: {results['embedded']['startup_s']} s")
 
-    out = ROOT / "bench" / "results" / "node_throughput.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                "in_flight": args.in_flight,
-                "results": results,
-                "ratio_embedded_to_anvil": round(ratio, 2),
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        "node_throughput",
+        in_flight=args.in_flight,
+        results=results,
+        ratio_embedded_to_anvil=round(ratio, 2),
     )
+
+
+def write_results(name: str, **fields: object) -> None:
+    """bench/results/<name>.json: when and on what the run was, then ``fields``."""
+    out = ROOT / "bench" / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    out.write_text(json.dumps({**run, **fields}, indent=2) + "\n")
     print(f"written {out.relative_to(ROOT)}")
 
 
