@@ -144,14 +144,24 @@ def test_keys_and_values_must_be_bytes_as_in_py_trie():
     assert trie.root_hash == BLANK_ROOT
 
 
+# Short and long strings and lists (RLP's length forms change at 56 bytes, and at 256).
 _nodes = st.recursive(
-    st.one_of(st.binary(max_size=2), st.binary(max_size=80), st.binary(min_size=50, max_size=300)),
+    st.one_of(st.binary(max_size=2), st.binary(max_size=60), st.binary(min_size=250, max_size=260)),
     lambda children: st.lists(children, max_size=17),
-    max_leaves=40,
+    max_leaves=20,
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_nodes)
 def test_nodes_are_encoded_as_rlp_encodes_them(node):
     assert encode_node(node) == rlp.encode(node)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 54, 55, 56, 57, 255, 256, 65_536])
+def test_nodes_are_encoded_as_rlp_encodes_them_at_each_length_boundary(size):
+    """RLP's short form holds up to 55 bytes, its long form's length takes one byte up to 255."""
+    text = b"\x81" * size
+    assert encode_node(text) == rlp.encode(text)
+    assert encode_node([text]) == rlp.encode([text])
+    assert encode_node([b"\x01"] * size) == rlp.encode([b"\x01"] * size)
