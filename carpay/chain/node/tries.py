@@ -52,9 +52,9 @@ class CachedTrie(HexaryTrie):
 
     A trie node is stored under the hash of its encoding, so the node a hash names never
     changes: each is decoded once (an RLP decode of up to 17 items, a third of a storage read)
-    and then served from memory (``get_node`` gives each caller a copy of its own: py-trie
-    changes the nodes it is given in place; the reads and batched changes here never change a
-    node, so they share one parsed form).
+    and then served from memory, in a parsed form that reads and changes share, as none
+    changes a node. py-trie's own paths (its errors for a missing node, proofs) read the
+    database as before.
 
     ``set``/``delete`` only record the change; reads see it at once. ``root_hash`` applies
     what was recorded (see :func:`_apply`) and writes the new nodes to ``db``; setting it
@@ -110,29 +110,9 @@ class CachedTrie(HexaryTrie):
         yield memory
         self.root_hash = memory.root_hash
 
-    def get_node(self, node_hash: Any) -> Any:
-        if node_hash.__class__ is not bytes or len(node_hash) != 32:
-            return super().get_node(node_hash)
-        if node_hash == BLANK_NODE_HASH:
-            return BLANK_NODE
-        node = _decoded.get(node_hash)
-        if node is None:
-            node = super().get_node(node_hash)
-            if len(_decoded) >= DECODED_NODES:
-                _decoded.clear()
-            _decoded[node_hash] = node
-        return _copy(node)
 
-
-#: How many decoded trie nodes the engine keeps (a branch is about 1.3 kB in memory).
+#: How many parsed trie nodes the engine keeps (a branch is about 1.3 kB in memory).
 DECODED_NODES = 50_000
-_decoded: dict[bytes, Any] = {}
-
-
-def _copy(node: Any) -> Any:
-    if node.__class__ is not list:
-        return node
-    return [_copy(item) if item.__class__ is list else item for item in node]
 
 
 # -- changes in a batch ---------------------------------------------------------------------
