@@ -36,7 +36,7 @@ from eth_utils import to_checksum_address as _to_checksum_address
 from carpay.chain.node.interpreter import execute, inline_opcodes
 from carpay.chain.node.state import CarpayAccountDB
 from carpay.chain.node.store import Store
-from carpay.chain.node.tries import CachedTrie, encode_node, ordered_trie_root
+from carpay.chain.node.tries import CachedTrie, big_endian, encode_node, ordered_trie_root
 from carpay.errors import NodeError
 
 __all__ = [
@@ -607,11 +607,10 @@ def encode_receipt(receipt: Any) -> bytes:
     sedes and re-checks every field): a typed receipt (EIP-2718) is its type byte before its
     body, which is a legacy receipt's."""
     inner = getattr(receipt, "_inner", receipt)
-    gas = inner.gas_used
     body = encode_node(
         [
             inner.state_root,
-            gas.to_bytes((gas.bit_length() + 7) // 8, "big"),
+            big_endian(inner.gas_used),
             inner.bloom.to_bytes(256, "big"),
             [
                 [log.address, [t.to_bytes(32, "big") for t in log.topics], log.data]

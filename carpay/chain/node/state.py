@@ -3,8 +3,9 @@
 A token transfer writes accounts five times (the sender's fee and nonce, the refund, the fee
 recipient's tip...). py-evm's ``Account.copy`` deep-copies the four fields and checks its
 keyword arguments on each, and ``rlp.encode`` walks the account's sedes; here an account is
-built from its fields and encoded directly. ``tests/chain/node/test_state.py`` checks the
-encoding byte for byte against rlp's and the state roots against py-evm's ``AccountDB``.
+built from its fields and encoded by the tries' RLP encoder. ``tests/chain/node/test_state.py``
+checks the encoding byte for byte against rlp's and the state roots against py-evm's
+``AccountDB``.
 """
 
 from __future__ import annotations
@@ -14,30 +15,21 @@ from eth.rlp.accounts import Account
 from eth.validation import validate_canonical_address, validate_uint64, validate_uint256
 from eth_typing import Address
 
+from carpay.chain.node.tries import big_endian, encode_node
+
 __all__ = ["CarpayAccountDB", "encode_account"]
-
-
-def _rlp_uint(n: int) -> bytes:
-    if n == 0:
-        return b"\x80"
-    if n < 0x80:
-        return bytes((n,))
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 + len(raw),)) + raw
 
 
 def encode_account(account: Account) -> bytes:
     """``rlp.encode(account)``: a list of the nonce, the balance and two 32-byte hashes."""
-    payload = (
-        _rlp_uint(account.nonce)
-        + _rlp_uint(account.balance)
-        + b"\xa0"
-        + account.storage_root
-        + b"\xa0"
-        + account.code_hash
+    return encode_node(
+        [
+            big_endian(account.nonce),
+            big_endian(account.balance),
+            account.storage_root,
+            account.code_hash,
+        ]
     )
-    # At least 68 bytes (two hashes and two integers), at most 108: a one-byte length.
-    return b"\xf8" + bytes((len(payload),)) + payload
 
 
 class CarpayAccountDB(AccountDB):

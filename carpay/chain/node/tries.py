@@ -25,7 +25,7 @@ from trie import HexaryTrie
 from trie.constants import BLANK_NODE, BLANK_NODE_HASH
 from trie.validation import validate_is_bytes
 
-__all__ = ["CachedTrie", "encode_node", "ordered_trie_root"]
+__all__ = ["CachedTrie", "big_endian", "encode_node", "ordered_trie_root"]
 
 #: The root of an empty trie: keccak(rlp(b"")).
 BLANK_ROOT = keccak(rlp.encode(b""))
@@ -322,10 +322,15 @@ def encode_node(item: bytes | list) -> bytes:
     return _length(len(payload), 0xC0) + payload
 
 
+def big_endian(n: int) -> bytes:
+    """An unsigned integer as RLP holds it: big-endian, no leading zero (0: empty)."""
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
 def _length(n: int, offset: int) -> bytes:
     if n < 56:
         return bytes((offset + n,))
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    raw = big_endian(n)
     return bytes((offset + 55 + len(raw),)) + raw
 
 
