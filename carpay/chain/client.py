@@ -141,6 +141,18 @@ class _RpcError(ChainError):
         return TransactionReverted(reason, data=data, tx_hash=tx_hash)
 
 
+#: The calls the fees of a transaction are worked out from (:meth:`Chain._fees_of`): the
+#: latest block's base fee and the node's tip.
+_FEE_BASIS = [("eth_getBlockByNumber", ["latest", False]), ("eth_maxPriorityFeePerGas", [])]
+
+
+def _answer(answer: Any) -> Any:
+    """A batch's answer (:meth:`Chain.batch` with ``return_errors``), its error raised."""
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
+
+
 #: Connections kept to the node: the API's request threads, relayers and indexer share them.
 _HTTP_POOL = 64
 
@@ -179,7 +191,7 @@ class Chain:
         state_dir: str | os.PathLike[str] | None = None,
         nonces: NonceManager | None = None,
         request_timeout: float = 30.0,
-        poll_interval: float = 0.02,
+        poll_interval: float = 0.005,
     ) -> None:
         self.url = url
         self._session = _http_session(url)
@@ -425,13 +437,25 @@ class Chain:
         :meth:`fees`. A refusal raises :class:`TransactionRejected`.
         """
         to, payload = _target(to, data)
+        # What the node must say before signing, asked in one round trip: the estimate, the
+        # fees and the sender's pending count (for the nonce manager). The estimate fails
+        # first: a revert raises before anything else is looked at.
+        asks: list[tuple[str, list[Any]]] = []
         if gas is None:
-            estimate = self.estimate_gas(sender, to, payload, value)
-            gas = gas_with_headroom(estimate)
-        if max_fee is None or priority_fee is None:
-            base, tip = self._fee_basis()
+            call = self._call_object(sender.address, to, payload, value)
+            asks.append(("eth_estimateGas", [call, "pending"]))
+        fees_asked = max_fee is None or priority_fee is None
+        if fees_asked:
+            asks += _FEE_BASIS
+        asks.append(("eth_getTransactionCount", [sender.address, "pending"]))
+        answers = self.batch(asks, return_errors=True)
+        if gas is None:
+            gas = gas_with_headroom(int(_answer(answers[0]), 16))
+        if fees_asked:
+            base, tip = self._fees_of(*answers[len(answers) - 3 : -1])
             priority_fee = tip if priority_fee is None else priority_fee
             max_fee = 2 * base + priority_fee if max_fee is None else max_fee
+        pending = int(_answer(answers[-1]), 16)
         tx: dict[str, Any] = {
             "type": 2,
             "chainId": self.chain_id,
@@ -444,13 +468,14 @@ class Chain:
         if to is not None:
             tx["to"] = to_checksum_address(to)
         for attempt in (1, 2):
-            nonce = self.nonces.reserve(sender.address)
+            nonce = self.nonces.reserve(sender.address, pending=pending)
             try:
                 return self._submit(sender, {**tx, "nonce": nonce})
             except NonceTooLow:
                 # Something outside this nonce manager used the nonce, or the count the manager
                 # saw lagged: catch up with the node's own count and try once more.
-                self.nonces.resync(sender.address, pending=self.pending_nonce(sender.address))
+                pending = self.pending_nonce(sender.address)
+                self.nonces.resync(sender.address, pending=pending)
                 if attempt == 2:
                     raise
             except TransactionRejected:
@@ -659,14 +684,11 @@ class Chain:
             raise ChainError(f"{self.url}: {exc}") from exc
 
     def _fee_basis(self) -> tuple[int, int]:
-        # One round trip for both: every transaction sent asks.
-        block, tip = self.batch(
-            [("eth_getBlockByNumber", ["latest", False]), ("eth_maxPriorityFeePerGas", [])],
-            return_errors=True,
-        )
-        if isinstance(block, Exception):
-            raise block
-        base = int(block.get("baseFeePerGas") or "0x0", 16)
+        return self._fees_of(*self.batch(_FEE_BASIS, return_errors=True))
+
+    def _fees_of(self, block: Any, tip: Any) -> tuple[int, int]:
+        """The base fee and tip from the answers to :data:`_FEE_BASIS`."""
+        base = int(_answer(block).get("baseFeePerGas") or "0x0", 16)
         if isinstance(tip, Exception):  # older nodes: the tip is what the gas price adds
             return base, max(int(self._rpc("eth_gasPrice", []), 16) - base, 0)
         return base, int(tip, 16)

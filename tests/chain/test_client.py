@@ -101,6 +101,40 @@ def test_erc20_transfer_and_its_log(chain, accounts, plain_erc20):
     )
 
 
+def test_a_send_asks_the_node_once_then_sends(chain, accounts, monkeypatch):
+    """Estimate, fees and the sender's pending count come in one batch before signing; with
+    gas and fees given, the batch holds the count alone."""
+    asked: list[list[str]] = []
+    post = chain._session.post
+
+    def counting(url, **kwargs):
+        body = kwargs["json"] if "json" in kwargs else json.loads(kwargs["data"])
+        asked.append([c["method"] for c in body] if isinstance(body, list) else [body["method"]])
+        return post(url, **kwargs)
+
+    sender, to = accounts[2], accounts[3].address
+    chain.transact(sender, to, value=1)  # the chain's id and nonce records, looked up once
+    count = chain.pending_nonce(sender.address)
+    monkeypatch.setattr(chain._session, "post", counting)
+
+    chain.wait(chain.send(sender, to, value=1))
+    first = asked[:2]
+    asked.clear()
+    chain.wait(chain.send(sender, to, value=1, gas=21_000, max_fee=10**10, priority_fee=1))
+
+    assert first == [
+        [
+            "eth_estimateGas",
+            "eth_getBlockByNumber",
+            "eth_maxPriorityFeePerGas",
+            "eth_getTransactionCount",
+        ],
+        ["eth_sendRawTransaction"],
+    ]
+    assert asked[:2] == [["eth_getTransactionCount"], ["eth_sendRawTransaction"]]
+    assert chain.pending_nonce(sender.address) == count + 2
+
+
 def test_several_reads_in_one_batch(chain, accounts, plain_erc20, reverter):
     owner, bob = accounts[0], accounts[1]
     token = chain.contract(plain_erc20, chain.deploy(plain_erc20, sender=owner, name="token"))
