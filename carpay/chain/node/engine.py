@@ -25,6 +25,7 @@ from eth.vm.code_stream import CodeStream
 from eth.vm.computation import NO_RESULT
 from eth.vm.forks import PragueVM
 from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
+from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.forks.prague.state import PragueState
 from eth.vm.opcode_values import PUSH1, PUSH32
@@ -301,11 +302,13 @@ class Engine:
                 blocked.add(sender)
                 deferred.append(tx)
                 continue
-            snapshot = vm.state.snapshot()
             try:
                 receipt, _computation = vm.apply_transaction(filling, tx)
             except ValidationError as exc:
-                vm.state.revert(snapshot)
+                # py-evm validates a transaction (nonce, balance, fees, gas) before it changes
+                # anything, so there is nothing to undo. (A snapshot could not undo it anyway:
+                # apply_transaction starts by locking in the changes before it, which drops
+                # every snapshot taken since.)
                 dropped.append((tx, str(exc)))
                 blocked.add(sender)
                 continue
@@ -519,12 +522,10 @@ class Engine:
         return max(self.gas_limit, parent.gas_limit - step)
 
     def next_base_fee(self) -> int:
+        """The base fee of the block after the head: EIP-1559's rule on the head alone (the
+        header py-evm would build for it takes six header forks' copies to say the same)."""
         if self._next_base_fee is None:
-            parent = self.head
-            header = self.chain.create_header_from_parent(
-                parent, gas_limit=self._next_gas_limit(parent)
-            )
-            self._next_base_fee = header.base_fee_per_gas
+            self._next_base_fee = calculate_expected_base_fee_per_gas(self.head)
         return self._next_base_fee
 
 

@@ -8,7 +8,9 @@ from eth.vm.forks.prague.receipts import PragueReceiptBuilder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carpay.chain.node.engine import encode_receipt
+from carpay.chain.node import dev_accounts
+from carpay.chain.node.engine import Engine, decode_transaction, encode_receipt
+from carpay.chain.node.store import Store
 
 _logs = st.lists(
     st.builds(
@@ -33,3 +35,70 @@ def test_a_receipt_is_encoded_as_py_evm_encodes_it(status, gas_used, logs, type_
     if type_id is not None:
         receipt = PragueReceiptBuilder.typed_receipt_class(type_id, receipt)
     assert encode_receipt(receipt) == receipt.encode()
+
+
+def test_the_next_base_fee_is_the_one_py_evm_gives_the_next_header(tmp_path):
+    """Blocks emptier and fuller than their target (half the gas limit) move the base fee
+    down and up: the engine says each next one as py-evm's header for the next block has it."""
+    sender = dev_accounts(count=1)[0]
+    alloc = {bytes.fromhex(sender.address[2:]): 10**21}
+    # A gas target of 50,000: two transfers under it, three over.
+    engine = Engine(Store(tmp_path), 1337, alloc, gas_limit=100_000)
+    nonce = 0
+    seen = set()
+    for transfers in (0, 1, 3, 4, 2, 0, 4):
+        txs = []
+        for _ in range(transfers):
+            fee = {"maxFeePerGas": 10**11, "maxPriorityFeePerGas": 1, "type": 2}
+            signed = sender.sign_transaction(
+                {"to": sender.address, "gas": 21_000, "nonce": nonce, "chainId": 1337, **fee}
+            )
+            txs.append(decode_transaction(bytes(signed.raw_transaction)))
+            nonce += 1
+        engine.mine(txs)
+        head = engine.head
+        expected = engine.chain.create_header_from_parent(
+            head, gas_limit=engine._next_gas_limit(head)
+        ).base_fee_per_gas
+        assert engine.next_base_fee() == expected
+        seen.add((expected > head.base_fee_per_gas) - (expected < head.base_fee_per_gas))
+    assert seen == {-1, 1}  # down after emptier blocks, up after fuller ones
+
+
+def test_a_transaction_that_fails_validation_in_its_block_is_dropped_and_the_block_mined(
+    tmp_path,
+):
+    """A sender's first transfer spends what its second needed (both were funded when they
+    were pooled), and the payee's first transfer skips a nonce: the block holds the first
+    transfer, the two others are dropped with py-evm's reasons (the sender's later ones wait),
+    and the state is the first transfer's alone."""
+    payer, payee = dev_accounts(count=2)
+    alloc = {bytes.fromhex(payer.address[2:]): 10**18}
+    engine = Engine(Store(tmp_path), 1337, alloc)
+    fee = {"maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1, "type": 2, "chainId": 1337}
+
+    def transfer(sender, nonce: int, value: int):
+        signed = sender.sign_transaction(
+            {"to": payer.address, "value": value, "gas": 21_000, "nonce": nonce, **fee}
+        )
+        return decode_transaction(bytes(signed.raw_transaction))
+
+    most = 10**18 - 21_000 * 10**10
+    first = payer.sign_transaction(
+        {"to": payee.address, "value": most, "gas": 21_000, "nonce": 0, **fee}
+    )
+    txs = [
+        decode_transaction(bytes(first.raw_transaction)),
+        transfer(payer, 1, 10**15),
+        transfer(payer, 2, 1),
+        transfer(payee, 1, 1),
+    ]
+    result = engine.mine(txs)
+
+    assert result.included == txs[:1]
+    assert [tx for tx, _reason in result.dropped] == [txs[1], txs[3]]
+    assert result.deferred == [txs[2]]
+    balance, nonce = (reason.lower() for _tx, reason in result.dropped)
+    assert "balance" in balance and "nonce" in nonce
+    assert engine.account(bytes.fromhex(payee.address[2:])) == (0, most)
+    assert engine.account(bytes.fromhex(payer.address[2:]))[0] == 1

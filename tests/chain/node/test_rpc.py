@@ -683,3 +683,30 @@ def test_a_blocks_gas_used_and_bloom_are_its_receipts(rpc, tester, bank):
             bloom |= int(r["logsBloom"], 16)
         assert int(block["logsBloom"], 16) == bloom
     assert any(int(r["logsBloom"], 16) for r in receipts)
+
+
+def test_a_transfer_its_sender_cannot_pay_for_in_its_block_is_dropped_and_mining_goes_on(
+    embedded_rpc, fund, bank
+):
+    """Two transfers sent together, both paid for by the balance when they arrive: the first
+    spends what the second needed. The block holds the first; the second is dropped (no
+    receipt), and the node goes on mining."""
+    rpc = embedded_rpc
+    payer, payee = fund(rpc, 10**18), Account.create()
+    gas_cost = 21_000 * 10 * GWEI
+    first = rpc.sign(payer, to=payee.address, value=10**18 - gas_cost, gas=21_000, nonce=0)
+    second = rpc.sign(payer, to=payee.address, value=10**15, gas=21_000, nonce=1)
+    status, answers = rpc.post(
+        [
+            {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]}
+            for i, raw in enumerate((first, second))
+        ]
+    )
+    assert status == 200 and all("result" in a for a in answers), answers
+    hashes = [a["result"] for a in sorted(answers, key=lambda a: a["id"])]
+
+    assert rpc.wait(hashes[0])["status"] == "0x1"
+    assert rpc.transact(bank, to=payee.address, value=1, gas=21_000)["status"] == "0x1"
+    assert rpc("eth_getTransactionReceipt", hashes[1]) is None
+    assert rpc.balance(payee.address) == 10**18 - gas_cost + 1
+    assert rpc.nonce(payer.address) == 1
