@@ -33,6 +33,7 @@ from eth.vm.spoof import SpoofTransaction
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 from eth_utils import to_checksum_address as _to_checksum_address
+from eth_utils.logging import get_extended_debug_logger
 
 from carpay.chain.node.interpreter import execute, inline_opcodes
 from carpay.chain.node.state import CarpayAccountDB
@@ -174,15 +175,25 @@ class _Computation(PragueComputation):
 eth.db.account.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 eth.db.storage.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 
+
+def _receipt_made_here(cls: Any, receipt: Any) -> None:
+    """No check of a receipt made here: py-evm's ``validate_receipt`` checks that the bloom
+    it has just made from a receipt's logs holds those logs, and that the status it has just
+    set is a status (a tenth of a transfer's time in the block, outside the EVM)."""
+
+
 #: Prague, with the computation above and the account database of state.py (py-evm's
-#: configuration mechanism).
+#: configuration mechanism). The state's logger is made once (py-evm's ``logger`` property
+#: looks it up again at every use, a few times in each transaction).
 CarpayVM = PragueVM.configure(
     __name__="CarpayPragueVM",
     _state_class=PragueState.configure(
         __name__="CarpayPragueState",
         computation_class=_Computation,
         account_db_class=CarpayAccountDB,
+        logger=get_extended_debug_logger("eth.vm.state.CarpayPragueState"),
     ),
+    validate_receipt=classmethod(_receipt_made_here),
 )
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 from eth_abi import decode, encode
 from eth_account import Account
+from eth_bloom import BloomFilter
 from eth_utils import keccak, to_checksum_address
 from web3.utils.address import get_create_address
 
@@ -665,7 +666,7 @@ def test_params_as_an_object_are_invalid_params(rpc):
 
 def test_a_blocks_gas_used_and_bloom_are_its_receipts(rpc, tester, bank):
     """Transactions sent together share a block on the embedded node: its gas used is the sum
-    of theirs and its logs bloom the union of theirs."""
+    of theirs and its logs bloom the union of theirs, each theirs the bloom of its logs."""
     nonce = rpc.nonce(bank.address)
     hashes = [
         rpc.send(bank, nonce=nonce + i, to=tester, data=rpc.calldata("ping(uint256)", i))
@@ -681,6 +682,12 @@ def test_a_blocks_gas_used_and_bloom_are_its_receipts(rpc, tester, bank):
         bloom = 0
         for r in mined:
             bloom |= int(r["logsBloom"], 16)
+            of_logs = BloomFilter()
+            for log in r["logs"]:
+                of_logs.add(bytes.fromhex(log["address"][2:]))
+                for topic in log["topics"]:
+                    of_logs.add(bytes.fromhex(topic[2:]))
+            assert int(r["logsBloom"], 16) == int(of_logs), r
         assert int(block["logsBloom"], 16) == bloom
     assert any(int(r["logsBloom"], 16) for r in receipts)
 
