@@ -9,12 +9,14 @@ request-to-done latency, then the indexer's events/s rebuilding the same history
 (``reindex``); writes bench/results/api_payments.json.
 
     .venv/bin/python bench/api_payments.py [--payments 1000] [--concurrency 32] [--rate R]
+        [--database sqlite|postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform as host
 import statistics
@@ -46,6 +48,7 @@ from carpay.services.platform import deploy_platform  # noqa: E402
 from carpay.services.webhooks import Webhooks  # noqa: E402
 from carpay.settings import Settings  # noqa: E402
 from carpay.testing import free_port, wait_for_rpc  # noqa: E402
+from carpay.testing.database import postgres_schema  # noqa: E402
 from carpay.testing.scenarios import sign_invoice  # noqa: E402
 from carpay.testing.signing import Domain, sign_receive_authorization  # noqa: E402
 from carpay.testing.webhooks import WebhookReceiver  # noqa: E402
@@ -149,14 +152,13 @@ def _watch(db: Database, done: dict[str, float], count: int, timeout: float) -> 
             ):
                 indexed.setdefault(reference, now)
                 last_payment = max(last_payment, row_id)
-            for rowid, data in session.execute(
-                sa.select(sa.literal_column("rowid"), WebhookEvent.data).where(
-                    WebhookEvent.type == "payment.succeeded",
-                    sa.literal_column("rowid") > last_event,
+            for seq, data in session.execute(
+                sa.select(WebhookEvent.seq, WebhookEvent.data).where(
+                    WebhookEvent.type == "payment.succeeded", WebhookEvent.seq > last_event
                 )
             ):
                 webhooked.setdefault(data["invoice"]["invoice_id"], now)
-                last_event = max(last_event, rowid)
+                last_event = max(last_event, seq)
         for invoice_id, at in webhooked.items():
             if invoice_id in indexed and invoice_id not in done:
                 done[invoice_id] = max(at, indexed[invoice_id])
@@ -170,9 +172,26 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=None, help="payments offered per second (default: all)"
     )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the platform's database: SQLite in the run's directory (default), or a schema "
+        "of its own in the PostgreSQL of CARPAY_TEST_POSTGRES_URL (default: the local test "
+        "database), dropped after the run",
+    )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        tmp = Path(tempfile.mkdtemp(prefix="carpay-bench-"))
+        database_url = (
+            stack.enter_context(postgres_schema())
+            if args.database == "postgresql"
+            else f"sqlite:///{tmp / 'carpay.sqlite3'}"
+        )
+        _run(args, tmp, database_url)
 
-    tmp = Path(tempfile.mkdtemp(prefix="carpay-bench-"))
+
+def _run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
     node_port = free_port()
     node = subprocess.Popen(
         [
@@ -211,7 +230,7 @@ def main() -> None:
         signed = _bodies(chain, platform.checkout, token, merchant, payers, WARMUP + args.payments)
         warmup, bodies = signed[:WARMUP], signed[WARMUP:]
 
-        db = Database(f"sqlite:///{tmp / 'carpay.sqlite3'}")
+        db = Database(database_url)
         db.upgrade()
         receiver = WebhookReceiver().__enter__()
         with db.begin() as session:
@@ -219,7 +238,9 @@ def main() -> None:
             Webhooks().subscribe(
                 session, owner=OWNER, url=receiver.url, events=["payment.succeeded"]
             )
-        settings = Settings(data_dir=tmp, rate_limit=1e6, rate_burst=10**6)
+        settings = Settings(
+            data_dir=tmp, database_url=database_url, rate_limit=1e6, rate_burst=10**6
+        )
         app = create_app(db, chain, settings, relayer_address=relayer.address)
         api_port = free_port()
         server = uvicorn.Server(
@@ -269,6 +290,7 @@ def main() -> None:
         t0 = time.perf_counter()
         Indexer(db, chain, platform.watched(), start_block=start_block).reindex()
         reindex_s = time.perf_counter() - t0
+        db.dispose()
         receiver.__exit__(None, None, None)
     finally:
         stop.set()
@@ -278,6 +300,7 @@ def main() -> None:
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{host.machine()}, {host.python_implementation()} {host.python_version()}",
+        "database": args.database,
         "payments": args.payments,
         "warmup_payments": WARMUP,
         "concurrency": args.concurrency,
@@ -300,6 +323,8 @@ def main() -> None:
     print(f"indexer: {events} events rebuilt at {result['indexer_events_per_s']:.0f} events/s")
     print("targets: 300 payments/s, p99 under 250 ms, indexer over 5,000 events/s")
     path = RESULTS if not args.rate else RESULTS.with_name(f"api_payments_at_{args.rate:g}.json")
+    if args.database != "sqlite":
+        path = path.with_name(f"{path.stem}_{args.database}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {path.relative_to(ROOT)}")

@@ -29,6 +29,11 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Connections kept open between deliveries, as a merchant's web server keeps
+            # them (HTTP/1.0, http.server's default, would take a connection and a thread
+            # for each delivery).
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:  # noqa: N802 (the http.server name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.received.append(Received(self.path, dict(self.headers.items()), body))
