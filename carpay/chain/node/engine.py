@@ -176,12 +176,6 @@ eth.db.account.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 eth.db.storage.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 
 
-def _receipt_made_here(cls: Any, receipt: Any) -> None:
-    """No check of a receipt made here: py-evm's ``validate_receipt`` checks that the bloom
-    it has just made from a receipt's logs holds those logs, and that the status it has just
-    set is a status (a tenth of a transfer's time in the block, outside the EVM)."""
-
-
 #: Prague, with the computation above and the account database of state.py (py-evm's
 #: configuration mechanism). The state's logger is made once (py-evm's ``logger`` property
 #: looks it up again at every use, a few times in each transaction).
@@ -193,7 +187,6 @@ CarpayVM = PragueVM.configure(
         account_db_class=CarpayAccountDB,
         logger=get_extended_debug_logger("eth.vm.state.CarpayPragueState"),
     ),
-    validate_receipt=classmethod(_receipt_made_here),
 )
 
 
@@ -313,16 +306,23 @@ class Engine:
                 blocked.add(sender)
                 deferred.append(tx)
                 continue
+            # py-evm's VM.apply_transaction, with a snapshot it cannot drop: it locks in the
+            # changes before the transaction (which drops every snapshot taken since) and only
+            # then applies it. A transaction py-evm refuses (nonce, balance, fees) is dropped,
+            # and whatever it changed before it was refused undone. (Its validate_receipt,
+            # which checks the bloom and status make_receipt has just made, is left out.)
+            state = vm.state
+            state.lock_changes()
+            snapshot = state.snapshot()
             try:
-                receipt, _computation = vm.apply_transaction(filling, tx)
+                vm.validate_transaction_against_header(filling, tx)
+                computation = state.apply_transaction(tx)
             except ValidationError as exc:
-                # py-evm validates a transaction (nonce, balance, fees, gas) before it changes
-                # anything, so there is nothing to undo. (A snapshot could not undo it anyway:
-                # apply_transaction starts by locking in the changes before it, which drops
-                # every snapshot taken since.)
+                state.revert(snapshot)
                 dropped.append((tx, str(exc)))
                 blocked.add(sender)
                 continue
+            receipt = vm.make_receipt(filling, tx, computation, state)
             filling.gas_used = receipt.gas_used
             bloom |= receipt.bloom
             if tx.type_id == BLOB_TX_TYPE:  # others leave it as it is (py-evm copies it)
