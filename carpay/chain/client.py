@@ -448,7 +448,7 @@ class Chain:
         if fees_asked:
             asks += _FEE_BASIS
         asks.append(("eth_getTransactionCount", [sender.address, "pending"]))
-        answers = self.batch(asks, return_errors=True)
+        answers = self._ask(asks)
         if gas is None:
             gas = gas_with_headroom(int(_answer(answers[0]), 16))
         if fees_asked:
@@ -621,9 +621,7 @@ class Chain:
             for i, (method, params) in enumerate(calls)
         ]
         try:
-            response = self._session.post(self.url, json=payload, timeout=self._timeout)
-            response.raise_for_status()
-            answers = response.json()
+            answers = self._post(payload, [method for method, _params in calls])
         except (OSError, ValueError) as exc:  # requests' errors are OSErrors
             raise ChainError(f"batch of {len(calls)} calls to {self.url} failed: {exc}") from exc
         if not isinstance(answers, list) or len(answers) != len(calls):
@@ -644,25 +642,37 @@ class Chain:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _rpc(self, method: str, params: list[Any]) -> Any:
-        # Straight over the HTTP session: web3's provider adds a third to a local call. Its
-        # retries are kept: the methods it retries, on the errors it retries, as often.
-        payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    def _post(self, payload: Any, methods: Sequence[str]) -> Any:
+        """POST ``payload`` (one call or a batch of ``methods``) and parse the answer.
+
+        Straight over the HTTP session: web3's provider adds a third to a local call. Its
+        retries are kept: a payload whose methods web3 would all retry is retried on the
+        errors it retries, as often. Raises requests' errors (OSErrors) and ValueError.
+        """
         retry = self.w3.provider.exception_retry_configuration  # type: ignore[attr-defined]
         tries = 1
-        if retry is not None and check_if_retry_on_failure(method, retry.method_allowlist):
+        if retry is not None and all(
+            check_if_retry_on_failure(method, retry.method_allowlist) for method in methods
+        ):
             tries = max(retry.retries, 1)
         for attempt in range(tries):
             try:
                 answer = self._session.post(self.url, json=payload, timeout=self._timeout)
                 answer.raise_for_status()
-                response = answer.json()
-                break
-            except (OSError, ValueError) as exc:  # requests' errors are OSErrors
+                return answer.json()
+            except (OSError, ValueError) as exc:
                 if attempt + 1 < tries and isinstance(exc, tuple(retry.errors)):
                     time.sleep(retry.backoff_factor * 2**attempt)
                     continue
-                raise ChainError(f"{method} to {self.url} failed: {exc}") from exc
+                raise
+        raise AssertionError("unreachable")
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        try:
+            response = self._post(payload, [method])
+        except (OSError, ValueError) as exc:  # requests' errors are OSErrors
+            raise ChainError(f"{method} to {self.url} failed: {exc}") from exc
         if not isinstance(response, Mapping):
             raise ChainError(f"{self.url} answered {method} unreadably")
         error = response.get("error")
@@ -682,6 +692,16 @@ class Chain:
             raise TransactionReverted(reason, data=data) from exc
         except (Web3Exception, OSError) as exc:
             raise ChainError(f"{self.url}: {exc}") from exc
+
+    def _ask(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """:meth:`batch` with ``return_errors``; one call is asked alone (a node may take
+        single calls only)."""
+        if len(calls) != 1:
+            return self.batch(calls, return_errors=True)
+        try:
+            return [self._rpc(*calls[0])]
+        except _RpcError as exc:
+            return [exc.as_revert() or exc]
 
     def _fee_basis(self) -> tuple[int, int]:
         return self._fees_of(*self.batch(_FEE_BASIS, return_errors=True))

@@ -103,7 +103,7 @@ def test_erc20_transfer_and_its_log(chain, accounts, plain_erc20):
 
 def test_a_send_asks_the_node_once_then_sends(chain, accounts, monkeypatch):
     """Estimate, fees and the sender's pending count come in one batch before signing; with
-    gas and fees given, the batch holds the count alone."""
+    gas and fees given, the count is asked alone."""
     asked: list[list[str]] = []
     post = chain._session.post
 
@@ -239,21 +239,30 @@ def test_concurrent_clients_share_one_account(node_url, accounts, tmp_path):
     assert clients[0].w3.eth.get_balance(payee.address) == balance + 16
 
 
-def test_nonce_too_low_resyncs_and_retries(node_url, accounts, tmp_path):
+def test_nonce_too_low_resyncs_and_retries(node_url, accounts, tmp_path, monkeypatch):
     sender, payee = accounts[5], accounts[4]
     probe = Chain(node_url, state_dir=tmp_path)
     probe.transact(sender, payee.address, value=1, gas=21_000)  # the account has used nonces
-    # A node view that lags behind (e.g. a load balancer's stale replica) says zero.
-    lagging = NonceManager(
-        tmp_path / "lagging.sqlite3", chain=f"{probe.chain_id}", pending=lambda address: 0
-    )
-    chain = Chain(node_url, state_dir=tmp_path, nonces=lagging)
+    nonces = NonceManager(tmp_path / "fresh.sqlite3", chain=f"{probe.chain_id}")
+    chain = Chain(node_url, state_dir=tmp_path, nonces=nonces)
     expected = chain.pending_nonce(sender.address)
+    # The node's answer to the send's questions lags behind (a load balancer's stale replica,
+    # say): its pending count is zero. The nonce it leads to is refused as too low.
+    batch = chain.batch
+
+    def lagging(calls, **kwargs):
+        answers = batch(calls, **kwargs)
+        return [
+            "0x0" if method == "eth_getTransactionCount" else answer
+            for (method, _params), answer in zip(calls, answers, strict=True)
+        ]
+
+    monkeypatch.setattr(chain, "batch", lagging)
 
     receipt = chain.transact(sender, payee.address, value=2, gas=21_000)  # not the probe's twin
 
     assert chain.w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == expected
-    assert lagging.next_nonce(sender.address) == expected + 1
+    assert nonces.next_nonce(sender.address) == expected + 1
 
 
 def _rpc(chain: Chain, method: str, *params: object) -> object:
@@ -318,7 +327,7 @@ def test_the_environments_proxy_settings_are_read_once_and_kept(monkeypatch, tmp
 
 class _FlakyNode:
     """An HTTP JSON-RPC endpoint on 127.0.0.1 that answers its first ``fails`` requests with
-    503 Service Unavailable and every request after with block number 0x2a."""
+    503 Service Unavailable and every call after (alone or in a batch) with 0x2a."""
 
     def __init__(self, fails: int) -> None:
         import http.server
@@ -335,7 +344,9 @@ class _FlakyNode:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                answer = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": "0x2a"})
+                calls = body if isinstance(body, list) else [body]
+                results = [{"jsonrpc": "2.0", "id": c["id"], "result": "0x2a"} for c in calls]
+                answer = json.dumps(results if isinstance(body, list) else results[0])
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
@@ -349,7 +360,10 @@ class _FlakyNode:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def close(self) -> None:
+    def __enter__(self) -> _FlakyNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
 
@@ -357,16 +371,23 @@ class _FlakyNode:
 def test_a_read_the_node_fails_is_retried_as_web3_would(tmp_path):
     """Single calls go straight over HTTP, with web3's retries: a read answered with an HTTP
     error is asked again; one that keeps failing is a ChainError, after web3's 5 tries."""
-    flaky = _FlakyNode(fails=2)
-    try:
+    with _FlakyNode(fails=2) as flaky:
         assert Chain(flaky.url, state_dir=tmp_path).block_number() == 42
         assert flaky.requests == 3
-    finally:
-        flaky.close()
-    dead = _FlakyNode(fails=100)
-    try:
+    with _FlakyNode(fails=100) as dead:
         with pytest.raises(ChainError, match="eth_blockNumber to .* failed"):
             Chain(dead.url, state_dir=tmp_path).block_number()
         assert dead.requests == 5
-    finally:
-        dead.close()
+
+
+def test_a_batch_of_reads_is_retried_as_its_calls_would_be(tmp_path):
+    """A batch of calls web3 retries (what a send asks before signing) is retried as they
+    would be alone; one with a call web3 does not retry is not."""
+    reads = [("eth_blockNumber", []), ("eth_getTransactionCount", ["0x" + "11" * 20, "pending"])]
+    with _FlakyNode(fails=2) as flaky:
+        assert Chain(flaky.url, state_dir=tmp_path).batch(reads) == ["0x2a", "0x2a"]
+        assert flaky.requests == 3
+    with _FlakyNode(fails=1) as flaky:
+        with pytest.raises(ChainError, match="batch of 2 calls .* failed"):
+            Chain(flaky.url, state_dir=tmp_path).batch([reads[0], ("eth_sendTransaction", [{}])])
+        assert flaky.requests == 1
