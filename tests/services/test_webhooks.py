@@ -174,6 +174,31 @@ def test_failures_back_off_exponentially_then_succeed(database, hooks, dispatche
         assert s.scalars(sa.select(WebhookDelivery)).one().state == "succeeded"
 
 
+def test_a_pass_records_each_of_its_deliveries(database, hooks, dispatcher, clock):
+    """One pass delivers an event to two subscriptions and two events to one: what each
+    attempt gave is recorded for that delivery alone."""
+    with WebhookReceiver() as good, WebhookReceiver([500]) as bad:
+        with database.begin() as s:
+            hooks.subscribe(s, owner="m1", url=good.url, events=["*"])
+            hooks.subscribe(s, owner="m1", url=bad.url, events=["fine.issued"])
+            hooks.publish(s, event_id="evt_1", type="fine.issued", owner="m1", data={})
+            hooks.publish(s, event_id="evt_2", type="fine.paid", owner="m1", data={})
+        assert dispatcher.run_once() == 3
+    with database.begin() as s:
+        deliveries = {
+            (d.subscription.url, d.event.id): d for d in s.scalars(sa.select(WebhookDelivery))
+        }
+        seen = {key: (d.state, d.attempts, d.last_status) for key, d in deliveries.items()}
+        retry_at = deliveries[(bad.url, "evt_1")].next_attempt_at
+    assert seen == {
+        (good.url, "evt_1"): ("succeeded", 1, 200),
+        (good.url, "evt_2"): ("succeeded", 1, 200),
+        (bad.url, "evt_1"): ("pending", 1, 500),
+    }
+    assert retry_at == clock.now + timedelta(seconds=30)
+    assert dispatcher.run_once() == 0  # the failed one waits for its backoff
+
+
 def test_backoff_is_capped_and_gives_up_after_three_days(database, hooks, dispatcher, clock):
     assert dispatcher.backoff(1) == timedelta(seconds=30)
     assert dispatcher.backoff(5) == timedelta(minutes=8)
