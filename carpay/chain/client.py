@@ -370,11 +370,14 @@ class Chain:
         for the wrong moment. (The embedded node runs every call in the next block's context.)
         """
         to, payload = _target(to, data)
-        call = self._call_object(getattr(sender, "address", sender), to, payload, value)
-        try:
-            return int(self._rpc("eth_estimateGas", [call, "pending"]), 16)
-        except _RpcError as exc:
-            raise exc.as_revert() or exc from None
+        sender = getattr(sender, "address", sender)
+        return int(_answer(self._ask([self._estimate_call(sender, to, payload, value)])[0]), 16)
+
+    def _estimate_call(
+        self, sender: str, to: str | None, payload: bytes, value: int
+    ) -> tuple[str, list[Any]]:
+        """The JSON-RPC call of :meth:`estimate_gas` (on ``pending``: see there)."""
+        return ("eth_estimateGas", [self._call_object(sender, to, payload, value), "pending"])
 
     def receipt(self, tx_hash: str | bytes) -> TxReceipt | None:
         """The receipt of a mined transaction, or None while it is not mined."""
@@ -442,8 +445,7 @@ class Chain:
         # first: a revert raises before anything else is looked at.
         asks: list[tuple[str, list[Any]]] = []
         if gas is None:
-            call = self._call_object(sender.address, to, payload, value)
-            asks.append(("eth_estimateGas", [call, "pending"]))
+            asks.append(self._estimate_call(sender.address, to, payload, value))
         fees_asked = max_fee is None or priority_fee is None
         if fees_asked:
             asks += _FEE_BASIS
@@ -452,7 +454,7 @@ class Chain:
         if gas is None:
             gas = gas_with_headroom(int(_answer(answers[0]), 16))
         if fees_asked:
-            base, tip = self._fees_of(*answers[len(answers) - 3 : -1])
+            base, tip = self._fees_of(*answers[-3:-1])  # before the count, last
             priority_fee = tip if priority_fee is None else priority_fee
             max_fee = 2 * base + priority_fee if max_fee is None else max_fee
         pending = int(_answer(answers[-1]), 16)
@@ -704,7 +706,7 @@ class Chain:
             return [exc.as_revert() or exc]
 
     def _fee_basis(self) -> tuple[int, int]:
-        return self._fees_of(*self.batch(_FEE_BASIS, return_errors=True))
+        return self._fees_of(*self._ask(_FEE_BASIS))
 
     def _fees_of(self, block: Any, tip: Any) -> tuple[int, int]:
         """The base fee and tip from the answers to :data:`_FEE_BASIS`."""

@@ -175,7 +175,6 @@ class _Computation(PragueComputation):
 eth.db.account.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 eth.db.storage.HexaryTrie = CachedTrie  # type: ignore[attr-defined]
 
-
 #: Prague, with the computation above and the account database of state.py (py-evm's
 #: configuration mechanism). The state's logger is made once (py-evm's ``logger`` property
 #: looks it up again at every use, a few times in each transaction).

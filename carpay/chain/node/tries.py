@@ -342,11 +342,17 @@ def _stored_ref(db: Any, child: tuple, keep: bool) -> tuple[Any, Any]:
     encoded = encode_node(raw)
     if len(encoded) < 32:
         return raw, stored
+    node_hash = _store(db, encoded, stored, keep)
+    return node_hash, node_hash
+
+
+def _store(db: Any, encoded: bytes, stored: tuple, keep: bool) -> bytes:
+    """Store the node ``encoded`` under its hash, kept parsed as ``stored`` if ``keep``."""
     node_hash = keccak(encoded)
     db[node_hash] = encoded
     if keep:
         _remember(node_hash, stored)
-    return node_hash, node_hash
+    return node_hash
 
 
 def _apply(db: Any, root: bytes, changes: dict[bytes, bytes], keep: bool = True) -> bytes:
@@ -360,9 +366,4 @@ def _apply(db: Any, root: bytes, changes: dict[bytes, bytes], keep: bool = True)
     if node is None:
         return BLANK_NODE_HASH
     raw, stored = _raw(db, node, keep)
-    encoded = encode_node(raw)
-    root_hash = keccak(encoded)
-    db[root_hash] = encoded
-    if keep:
-        _remember(root_hash, stored)
-    return root_hash
+    return _store(db, encode_node(raw), stored, keep)
