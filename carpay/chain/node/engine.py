@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from carpay.chain.node.state import CarpayAccountDB
 from carpay.chain.node.store import Store
 from carpay.chain.node.tries import CachedTrie, big_endian, encode_node, ordered_trie_root
 from carpay.errors import NodeError
+
+log = logging.getLogger("carpay.node")
 
 __all__ = [
     "BlockResult",
@@ -310,18 +313,26 @@ class Engine:
             # then applies it. A transaction py-evm refuses (nonce, balance, fees) is dropped,
             # and whatever it changed before it was refused undone. (Its validate_receipt,
             # which checks the bloom and status make_receipt has just made, is left out.)
+            # One that fails in any other way (a fault in the node, not in the transaction) is
+            # dropped too: kept, it would fail every block after, and the chain stop.
             state = vm.state
             state.lock_changes()
             snapshot = state.snapshot()
             try:
                 vm.validate_transaction_against_header(filling, tx)
                 computation = state.apply_transaction(tx)
+                receipt = vm.make_receipt(filling, tx, computation, state)
             except ValidationError as exc:
                 state.revert(snapshot)
                 dropped.append((tx, str(exc)))
                 blocked.add(sender)
                 continue
-            receipt = vm.make_receipt(filling, tx, computation, state)
+            except Exception:
+                log.exception("executing transaction 0x%s failed: dropped", tx.hash.hex())
+                state.revert(snapshot)
+                dropped.append((tx, "the node failed to execute it"))
+                blocked.add(sender)
+                continue
             filling.gas_used = receipt.gas_used
             bloom |= receipt.bloom
             if tx.type_id == BLOB_TX_TYPE:  # others leave it as it is (py-evm copies it)
@@ -374,12 +385,12 @@ class Engine:
             }
             rpc_tx = dict(transaction_fields(tx, effective), **where)
             logs = []
-            for log in receipt.logs:
+            for entry in receipt.logs:
                 logs.append(
                     {
-                        "address": to_checksum_address(log.address),
-                        "topics": ["0x" + t.to_bytes(32, "big").hex() for t in log.topics],
-                        "data": hexbytes(log.data),
+                        "address": to_checksum_address(entry.address),
+                        "topics": ["0x" + t.to_bytes(32, "big").hex() for t in entry.topics],
+                        "data": hexbytes(entry.data),
                         "logIndex": hexint(log_index),
                         "transactionHash": tx_hash,
                         "removed": False,
@@ -624,8 +635,8 @@ def encode_receipt(receipt: Any) -> bytes:
             big_endian(inner.gas_used),
             inner.bloom.to_bytes(256, "big"),
             [
-                [log.address, [t.to_bytes(32, "big") for t in log.topics], log.data]
-                for log in inner.logs
+                [entry.address, [t.to_bytes(32, "big") for t in entry.topics], entry.data]
+                for entry in inner.logs
             ],
         ]
     )

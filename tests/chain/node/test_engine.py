@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carpay.chain.node import dev_accounts
-from carpay.chain.node.engine import Engine, decode_transaction, encode_receipt
+from carpay.chain.node.engine import CarpayVM, Engine, decode_transaction, encode_receipt
 from carpay.chain.node.store import Store
 
 _logs = st.lists(
@@ -102,3 +102,50 @@ def test_a_transaction_that_fails_validation_in_its_block_is_dropped_and_the_blo
     assert "balance" in balance and "nonce" in nonce
     assert engine.account(bytes.fromhex(payee.address[2:])) == (0, most)
     assert engine.account(bytes.fromhex(payer.address[2:]))[0] == 1
+
+
+def test_a_transaction_the_node_fails_to_execute_is_dropped_undone_and_mining_goes_on(
+    tmp_path, monkeypatch, caplog
+):
+    """A fault in the node while it executes one transaction (here: after the transfer has
+    moved the value, execution raises) drops that transaction with every change it made, and
+    its sender's later ones wait; the rest of the block is mined, and so is the next block.
+    Kept, the transaction would fail every block after it and the chain would stop."""
+    payer, other = dev_accounts(count=2)
+    payee = dev_accounts(count=3)[2]
+    alloc = {bytes.fromhex(a.address[2:]): 10**18 for a in (payer, other)}
+    engine = Engine(Store(tmp_path), 1337, alloc)
+    fee = {"maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1, "type": 2, "chainId": 1337}
+
+    def transfer(sender, nonce: int):
+        signed = sender.sign_transaction(
+            {"to": payee.address, "value": 5, "gas": 21_000, "nonce": nonce, **fee}
+        )
+        return decode_transaction(bytes(signed.raw_transaction))
+
+    poison, after_it, fine = transfer(payer, 0), transfer(payer, 1), transfer(other, 0)
+    state_class = CarpayVM.get_state_class()
+    apply = state_class.apply_transaction
+
+    def faulty(state, tx):
+        computation = apply(state, tx)
+        if tx.hash == poison.hash:
+            raise RuntimeError("a fault in the node")
+        return computation
+
+    monkeypatch.setattr(state_class, "apply_transaction", faulty)
+    with caplog.at_level("ERROR", logger="carpay.node"):
+        result = engine.mine([poison, after_it, fine])
+
+    assert result.included == [fine]
+    assert result.dropped == [(poison, "the node failed to execute it")]
+    assert result.deferred == [after_it]
+    assert "0x" + poison.hash.hex() in caplog.text
+    payee_key = bytes.fromhex(payee.address[2:])
+    assert engine.account(payee_key) == (0, 5)
+    assert engine.account(bytes.fromhex(payer.address[2:])) == (0, 10**18)
+
+    monkeypatch.undo()
+    again = engine.mine([transfer(payer, 0)])
+    assert len(again.included) == 1 and again.number == result.number + 1
+    assert engine.account(payee_key) == (0, 10)
