@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import eth.db.account
 import eth.db.storage
@@ -31,6 +31,7 @@ from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.forks.prague.state import PragueState
 from eth.vm.opcode_values import PUSH1, PUSH32
 from eth.vm.spoof import SpoofTransaction
+from eth_hash.auto import keccak
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 from eth_utils import to_checksum_address as _to_checksum_address
@@ -206,6 +207,52 @@ class _Filling:
         self.gas_used = 0
 
 
+class _Log(NamedTuple):
+    address: bytes
+    topics: tuple[int, ...]
+    data: bytes
+
+
+@dataclass(slots=True)
+class _Receipt:
+    """A transaction's receipt as py-evm's ``make_receipt`` makes it: the status (in
+    ``state_root``), the block's gas used up to it, its logs and their bloom, and the receipt's
+    type (a typed transaction's, None for a legacy one); :func:`encode_receipt` encodes it as
+    py-evm encodes its own. Plain values: py-evm builds an rlp object for each log, the receipt
+    and its typed wrapper, checks every field of each, and hashes every address and topic for
+    the bloom again (a transfer's logs name the same token and event each time)."""
+
+    state_root: bytes
+    gas_used: int
+    logs: list[_Log]
+    bloom: int
+    type_id: int | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _bloom_bits(value: bytes) -> int:
+    """The three bits ``value`` sets in a logs bloom (the yellow paper's M3:2048)."""
+    digest = keccak(value)
+    return (
+        (1 << (((digest[0] << 8) | digest[1]) & 2047))
+        | (1 << (((digest[2] << 8) | digest[3]) & 2047))
+        | (1 << (((digest[4] << 8) | digest[5]) & 2047))
+    )
+
+
+def _make_receipt(vm: Any, filling: _Filling, tx: Any, computation: Any) -> _Receipt:
+    """Byzantium's ``VM.make_receipt`` (what Prague's VM runs), as a :class:`_Receipt`."""
+    gas_used = filling.gas_used + vm.finalize_gas_used(tx, computation)
+    logs = [_Log(*entry) for entry in computation.get_log_entries()]
+    bloom = 0
+    for entry in logs:
+        bloom |= _bloom_bits(entry.address)
+        for topic in entry.topics:
+            bloom |= _bloom_bits(topic.to_bytes(32, "big"))
+    status = b"" if computation.is_error else b"\x01"
+    return _Receipt(status, gas_used, logs, bloom, tx.type_id)
+
+
 class Engine:
     """A py-evm chain (latest fork py-evm has: Prague) persisted in a ``Store``."""
 
@@ -321,7 +368,7 @@ class Engine:
             try:
                 vm.validate_transaction_against_header(filling, tx)
                 computation = state.apply_transaction(tx)
-                receipt = vm.make_receipt(filling, tx, computation, state)
+                receipt = _make_receipt(vm, filling, tx, computation)
             except ValidationError as exc:
                 state.revert(snapshot)
                 dropped.append((tx, str(exc)))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from eth._utils.address import generate_contract_address
 from eth.rlp.logs import Log
 from eth.rlp.receipts import Receipt
 from eth.vm.forks.prague.receipts import PragueReceiptBuilder
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -149,3 +151,87 @@ def test_a_transaction_the_node_fails_to_execute_is_dropped_undone_and_mining_go
     again = engine.mine([transfer(payer, 0)])
     assert len(again.included) == 1 and again.number == result.number + 1
     assert engine.account(payee_key) == (0, 10)
+
+
+def test_a_block_is_the_one_py_evm_mines_from_the_same_transactions(tmp_path):
+    """The engine builds blocks its own way (its receipts, its tries, its opcode loop, its
+    header); py-evm's own mining chain, from the same genesis, mines the same transactions
+    (a deployment, transfers with logs, one that reverts, one that clears a slot for a
+    refund, legacy, access-list and fee-market ones) into the same block, receipts included."""
+    from eth.chains.base import MiningChain
+    from eth.db.atomic import AtomicDB
+    from eth.vm.forks import PragueVM
+    from eth_abi import encode
+
+    from carpay.chain.build import compile_contract
+
+    alice, bob = dev_accounts(count=2)
+    alloc = {bytes.fromhex(a.address[2:]): 10**21 for a in (alice, bob)}
+    engine = Engine(Store(tmp_path), 1337, alloc)
+    genesis = engine.chain.get_canonical_head()
+    theirs = MiningChain.configure(vm_configuration=((0, PragueVM),), chain_id=1337).from_genesis(
+        AtomicDB(),
+        {
+            "difficulty": 0,
+            "gas_limit": genesis.gas_limit,
+            "timestamp": genesis.timestamp,
+            "coinbase": genesis.coinbase,
+            "nonce": genesis.nonce,
+            "extra_data": genesis.extra_data,
+            "base_fee_per_gas": genesis.base_fee_per_gas,
+        },
+        {a: {"balance": b, "nonce": 0, "code": b"", "storage": {}} for a, b in alloc.items()},
+    )
+    assert theirs.get_canonical_head() == genesis
+
+    token = compile_contract("tests/contracts/plain_erc20.vy")
+    address = to_checksum_address(generate_contract_address(bytes.fromhex(alice.address[2:]), 0))
+    market = {"maxFeePerGas": 10**10, "maxPriorityFeePerGas": 7, "type": 2, "chainId": 1337}
+
+    def call(fn: str, to: str, amount: int) -> bytes:
+        return function_signature_to_4byte_selector(f"{fn}(address,uint256)") + encode(
+            ["address", "uint256"], [to, amount]
+        )
+
+    plan = [
+        (alice, {"data": token.bytecode, "gas": 3_000_000, **market}),
+        (alice, {"to": address, "data": call("transfer", bob.address, 500), **market}),
+        (bob, {"to": address, "data": call("transfer", alice.address, 10**30), **market}),
+        (bob, {"to": address, "data": call("transfer", alice.address, 500), **market}),
+        (alice, {"to": bob.address, "value": 3, "gasPrice": 10**10, "chainId": 1337}),
+        (
+            bob,
+            {
+                "to": address,
+                "data": call("approve", alice.address, 1),
+                "accessList": [{"address": address, "storageKeys": []}],
+                "gasPrice": 10**10,
+                "chainId": 1337,
+                "type": 1,
+            },
+        ),
+    ]
+    nonces = {alice.address: 0, bob.address: 0}
+    txs = []
+    for sender, fields in plan:
+        fields = {"gas": 200_000, **fields, "nonce": nonces[sender.address]}
+        nonces[sender.address] += 1
+        txs.append(decode_transaction(bytes(sender.sign_transaction(fields).raw_transaction)))
+
+    timestamp = genesis.timestamp + 12
+    ours = engine.mine(txs, timestamp=timestamp)
+    theirs.header = theirs.create_header_from_parent(
+        genesis, timestamp=timestamp, gas_limit=engine._next_gas_limit(genesis)
+    )
+    block, receipts, _computations = theirs.mine_all(txs)
+
+    assert ours.included == txs and not ours.dropped
+    assert engine.head == block.imported_block.header
+    statuses = [r["status"] for r in ours.receipts]
+    assert statuses == ["0x1", "0x1", "0x0", "0x1", "0x1", "0x1"]
+    assert [r["logsBloom"] for r in ours.receipts] == [
+        "0x" + r.bloom.to_bytes(256, "big").hex() for r in receipts
+    ]
+    assert [int(r["cumulativeGasUsed"], 16) for r in ours.receipts] == [
+        r.gas_used for r in receipts
+    ]
