@@ -212,9 +212,13 @@ class Node(Serving):
                 tx = decode_transaction(raw)
             except Exception as exc:
                 raise Rejected(f"invalid transaction: {exc}") from exc
-        if tx.hash in self.pool or self.is_known(tx.hash):
+        if tx.hash in self.pool or self.store.mined(tx.hash):
             raise Rejected("already known")
         self._check(tx)
+        # One a block dropped (its sender could not pay for it then, say) may be sent again,
+        # as to any node: the record of its drop goes first, or the journal (which skips
+        # what is settled) would not replay it after a crash.
+        self.store.forget_dropped(tx.hash)
         if self._admit(tx, raw) and not self._mine_scheduled and not self.block_time:
             self._mine_scheduled = True
             self._worker.submit(self._mine_ready)

@@ -84,10 +84,19 @@ class Store:
 
     def settled(self, tx_hash: bytes) -> bool:
         """Whether a durable block mined the transaction ``tx_hash``, or dropped it."""
-        return (
-            self.get_committed(self.index, b"t" + tx_hash) is not None
-            or self.get_committed(self.index, b"d" + tx_hash) is not None
-        )
+        return self.mined(tx_hash) or self.get_committed(self.index, b"d" + tx_hash) is not None
+
+    def mined(self, tx_hash: bytes) -> bool:
+        """Whether a durable block holds the transaction ``tx_hash``."""
+        return self.get_committed(self.index, b"t" + tx_hash) is not None
+
+    def forget_dropped(self, tx_hash: bytes) -> None:
+        """Durably forget that a block dropped ``tx_hash`` (it is sent again), at once and
+        alone: not with the buffered writes of a block being built."""
+        key = b"d" + tx_hash
+        if self.get_committed(self.index, key) is not None:
+            with self._lock, self.env.begin(write=True, db=self.index) as txn:
+                txn.delete(key)
 
     def put(self, table: Any, key: bytes, value: Any) -> None:
         self._pending[(table, key)] = value

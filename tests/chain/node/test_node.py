@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from carpay.chain.node import Node, dev_accounts
@@ -124,3 +126,48 @@ def test_calls_on_the_head_see_the_time_move_on(tmp_path):
         assert int.from_bytes(w3.eth.call(now), "big") > before
     finally:
         node.stop()
+
+
+def test_a_transaction_a_block_dropped_may_be_sent_again_and_survives_a_restart(tmp_path):
+    """A block drops a transfer its sender could no longer pay for; once the sender is
+    funded, the same signed bytes are accepted again (as any node would), and once
+    acknowledged they are not lost: the node stopped before mining them replays them."""
+    bank = dev_accounts(count=1)[0]
+    payer, payee = Account.create(), Account.create()
+    fee = {"maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1, "chainId": 1337, "gas": 21_000}
+    cost = 21_000 * 10**10
+
+    def signed(sender, nonce: int, to: str, value: int) -> bytes:
+        tx = {"to": to, "value": value, "nonce": nonce, **fee}
+        return bytes(sender.sign_transaction(tx).raw_transaction)
+
+    node = Node(tmp_path, port=0, block_time=3600)  # mines only when told to
+    node.open()
+    try:
+
+        def send_and_mine(*raws: bytes) -> None:
+            for raw in raws:
+                node.run(node.submit, raw).result()
+                asyncio.run(node.journaled(raw))
+            node.run(node.mine).result()
+
+        send_and_mine(signed(bank, 0, payer.address, 2 * cost))
+        dropped = signed(payer, 1, payee.address, 1)
+        send_and_mine(signed(payer, 0, payee.address, cost), dropped)
+        payer_key = bytes.fromhex(payer.address[2:])
+        nonce, balance = node.engine.account(payer_key)
+        assert nonce == 1 and balance < cost  # the second could not be paid for: dropped
+
+        send_and_mine(signed(bank, 1, payer.address, cost))
+        node.run(node.submit, dropped).result()
+        asyncio.run(node.journaled(dropped))
+    finally:
+        node.close()  # before the block that would have held it
+
+    again = Node(tmp_path, port=0)
+    again.open()
+    try:
+        assert again.engine.account(payer_key)[0] == 2
+        assert again.engine.account(bytes.fromhex(payee.address[2:])) == (0, cost + 1)
+    finally:
+        again.close()
