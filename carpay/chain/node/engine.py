@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import eth.db.account
 import eth.db.storage
+import lmdb
 import rlp
 from eth import constants
 from eth._utils.transactions import extract_transaction_sender
@@ -29,6 +30,7 @@ from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.forks.prague.state import PragueState
+from eth.vm.interrupt import EVMMissingData
 from eth.vm.opcode_values import PUSH1, PUSH32
 from eth.vm.spoof import SpoofTransaction
 from eth_hash.auto import keccak
@@ -36,6 +38,7 @@ from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 from eth_utils import to_checksum_address as _to_checksum_address
 from eth_utils.logging import get_extended_debug_logger
+from trie.exceptions import MissingTrieNode
 
 from carpay.chain.node.interpreter import execute, inline_opcodes
 from carpay.chain.node.state import CarpayAccountDB
@@ -61,6 +64,9 @@ CALL_STIPEND = 2_300
 #: How far above the least sufficient gas an estimate may be, per mille (geth's 1.5%).
 ESTIMATE_ERROR_PER_MILLE = 15
 GENESIS_BASE_FEE = 1_000_000_000
+#: Faults of the storage or the machine, not of a transaction: a block they interrupt fails
+#: (and is tried again), where a transaction that fails otherwise is dropped (see mine).
+NODE_FAILURES = (lmdb.Error, OSError, MemoryError, MissingTrieNode, EVMMissingData)
 ZERO_ADDRESS = b"\x00" * 20
 
 
@@ -337,6 +343,7 @@ class Engine:
         bloom = 0
         included, receipts, deferred, dropped = [], [], [], []
         blocked: set[bytes] = set()
+        faulted = False
         for i, tx in enumerate(txs):
             sender = tx.sender
             if sender in blocked:
@@ -361,7 +368,8 @@ class Engine:
             # and whatever it changed before it was refused undone. (Its validate_receipt,
             # which checks the bloom and status make_receipt has just made, is left out.)
             # One that fails in any other way (a fault in the node, not in the transaction) is
-            # dropped too: kept, it would fail every block after, and the chain stop.
+            # dropped too: kept, it would fail every block after, and the chain stop. A fault
+            # of the storage or the machine (NODE_FAILURES), which may pass, fails the block.
             state = vm.state
             state.lock_changes()
             snapshot = state.snapshot()
@@ -374,8 +382,15 @@ class Engine:
                 dropped.append((tx, str(exc)))
                 blocked.add(sender)
                 continue
+            except NODE_FAILURES:
+                raise  # the block fails and is tried again: its transactions stay pending
             except Exception:
-                log.exception("executing transaction 0x%s failed: dropped", tx.hash.hex())
+                log.error(
+                    "executing transaction 0x%s failed: dropped",
+                    tx.hash.hex(),
+                    exc_info=not faulted,  # one traceback a block is enough
+                )
+                faulted = True
                 state.revert(snapshot)
                 dropped.append((tx, "the node failed to execute it"))
                 blocked.add(sender)

@@ -215,11 +215,13 @@ class Node(Serving):
         if tx.hash in self.pool or self.store.mined(tx.hash):
             raise Rejected("already known")
         self._check(tx)
+        ready = self._admit(tx, raw)
         # One a block dropped (its sender could not pay for it then, say) may be sent again,
-        # as to any node: the record of its drop goes first, or the journal (which skips
-        # what is settled) would not replay it after a crash.
+        # as to any node. Once pooled (not before: refused, it stays dropped), the record of
+        # its drop goes before the answer, or the journal (which skips what is settled) would
+        # not replay it after a crash. Nothing mines it in between: mining runs on this thread.
         self.store.forget_dropped(tx.hash)
-        if self._admit(tx, raw) and not self._mine_scheduled and not self.block_time:
+        if ready and not self._mine_scheduled and not self.block_time:
             self._mine_scheduled = True
             self._worker.submit(self._mine_ready)
         return tx.hash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from eth._utils.address import generate_contract_address
 from eth.rlp.logs import Log
 from eth.rlp.receipts import Receipt
@@ -157,7 +158,8 @@ def test_a_block_is_the_one_py_evm_mines_from_the_same_transactions(tmp_path):
     """The engine builds blocks its own way (its receipts, its tries, its opcode loop, its
     header); py-evm's own mining chain, from the same genesis, mines the same transactions
     (a deployment, transfers with logs, one that reverts, one that clears a slot for a
-    refund, legacy, access-list and fee-market ones) into the same block, receipts included."""
+    refund, one paying EIP-7623's call-data floor, legacy, access-list and fee-market ones)
+    into the same block, receipts included."""
     from eth.chains.base import MiningChain
     from eth.db.atomic import AtomicDB
     from eth.vm.forks import PragueVM
@@ -199,6 +201,8 @@ def test_a_block_is_the_one_py_evm_mines_from_the_same_transactions(tmp_path):
         (bob, {"to": address, "data": call("transfer", alice.address, 10**30), **market}),
         (bob, {"to": address, "data": call("transfer", alice.address, 500), **market}),
         (alice, {"to": bob.address, "value": 3, "gasPrice": 10**10, "chainId": 1337}),
+        # call data that costs more at EIP-7623's floor than in execution
+        (bob, {"to": alice.address, "data": b"\x01" * 3_000, **market}),
         (
             bob,
             {
@@ -228,10 +232,38 @@ def test_a_block_is_the_one_py_evm_mines_from_the_same_transactions(tmp_path):
     assert ours.included == txs and not ours.dropped
     assert engine.head == block.imported_block.header
     statuses = [r["status"] for r in ours.receipts]
-    assert statuses == ["0x1", "0x1", "0x0", "0x1", "0x1", "0x1"]
+    assert statuses == ["0x1", "0x1", "0x0", "0x1", "0x1", "0x1", "0x1"]
+    assert int(ours.receipts[5]["gasUsed"], 16) == 21_000 + 10 * 4 * 3_000  # the floor
     assert [r["logsBloom"] for r in ours.receipts] == [
         "0x" + r.bloom.to_bytes(256, "big").hex() for r in receipts
     ]
     assert [int(r["cumulativeGasUsed"], 16) for r in ours.receipts] == [
         r.gas_used for r in receipts
     ]
+
+
+def test_a_storage_fault_while_executing_fails_the_block_and_drops_nothing(tmp_path, monkeypatch):
+    """A fault of the storage or the machine (here an OSError) may pass: the block fails, to
+    be tried again with its transactions, none of which is dropped for it."""
+    payer, payee = dev_accounts(count=2)
+    engine = Engine(Store(tmp_path), 1337, {bytes.fromhex(payer.address[2:]): 10**18})
+    signed = payer.sign_transaction(
+        {
+            "to": payee.address,
+            "value": 5,
+            "gas": 21_000,
+            "nonce": 0,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 1,
+            "chainId": 1337,
+        }
+    )
+    tx = decode_transaction(bytes(signed.raw_transaction))
+
+    def failing(state, tx):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(CarpayVM.get_state_class(), "apply_transaction", failing)
+    with pytest.raises(OSError, match="no space"):
+        engine.mine([tx])
+    assert engine.store.get_committed(engine.store.index, b"d" + tx.hash) is None

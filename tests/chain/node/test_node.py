@@ -10,6 +10,7 @@ from eth_account import Account
 from web3 import Web3
 
 from carpay.chain.node import Node, dev_accounts
+from carpay.chain.node.pool import Rejected
 from carpay.chain.node.split import SplitNode
 from carpay.errors import NodeError
 
@@ -128,10 +129,13 @@ def test_calls_on_the_head_see_the_time_move_on(tmp_path):
         node.stop()
 
 
-def test_a_transaction_a_block_dropped_may_be_sent_again_and_survives_a_restart(tmp_path):
+@pytest.mark.parametrize("replaced", [False, True], ids=["sent-again", "replaced-first"])
+def test_a_transaction_a_block_dropped_may_be_sent_again_and_survives_a_restart(tmp_path, replaced):
     """A block drops a transfer its sender could no longer pay for; once the sender is
     funded, the same signed bytes are accepted again (as any node would), and once
-    acknowledged they are not lost: the node stopped before mining them replays them."""
+    acknowledged they are not lost: the node stopped before mining them replays them.
+    If another transfer with its nonce was pooled first, sending it again is refused (an
+    underpriced replacement), and it stays dropped: the restart mines the other one."""
     bank = dev_accounts(count=1)[0]
     payer, payee = Account.create(), Account.create()
     fee = {"maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1, "chainId": 1337, "gas": 21_000}
@@ -145,10 +149,13 @@ def test_a_transaction_a_block_dropped_may_be_sent_again_and_survives_a_restart(
     node.open()
     try:
 
+        def send(raw: bytes) -> None:
+            node.run(node.submit, raw).result()
+            asyncio.run(node.journaled(raw))
+
         def send_and_mine(*raws: bytes) -> None:
             for raw in raws:
-                node.run(node.submit, raw).result()
-                asyncio.run(node.journaled(raw))
+                send(raw)
             node.run(node.mine).result()
 
         send_and_mine(signed(bank, 0, payer.address, 2 * cost))
@@ -159,8 +166,12 @@ def test_a_transaction_a_block_dropped_may_be_sent_again_and_survives_a_restart(
         assert nonce == 1 and balance < cost  # the second could not be paid for: dropped
 
         send_and_mine(signed(bank, 1, payer.address, cost))
-        node.run(node.submit, dropped).result()
-        asyncio.run(node.journaled(dropped))
+        if replaced:
+            send(signed(payer, 1, payee.address, 2))
+            with pytest.raises(Rejected, match="underpriced"):
+                node.run(node.submit, dropped).result()
+        else:
+            send(dropped)
     finally:
         node.close()  # before the block that would have held it
 
@@ -168,6 +179,7 @@ def test_a_transaction_a_block_dropped_may_be_sent_again_and_survives_a_restart(
     again.open()
     try:
         assert again.engine.account(payer_key)[0] == 2
-        assert again.engine.account(bytes.fromhex(payee.address[2:])) == (0, cost + 1)
+        payee_balance = again.engine.account(bytes.fromhex(payee.address[2:]))[1]
+        assert payee_balance == cost + (2 if replaced else 1)
     finally:
         again.close()
