@@ -3,8 +3,11 @@
 What `carpay node`'s engine process does for each transfer (pool it, execute it in a block,
 persist and index the block in LMDB), without JSON-RPC, the journal or a client: the CPU it
 costs per transfer, at a given block size. The transfers are signed first, their senders
-recovered and their hashes taken, as the node's JSON-RPC process does. Prints a table and
-writes bench/results/engine_throughput.json.
+recovered and their hashes taken, as the node's JSON-RPC process does. The peer, in the same
+run: py-evm's own MiningChain mining the same transfers in blocks of the same size, state in
+memory (the issue's planning figure, about 590 transfers/s in blocks of 100, is this one): the
+ratio says what the engine gains over py-evm whatever the machine's speed that minute. Prints
+a table and writes bench/results/engine_throughput.json.
 
     .venv/bin/python bench/engine_throughput.py [--transfers 10000] [--block 200]
 """
@@ -58,6 +61,16 @@ def _signed(transfers: int) -> tuple[list[bytes], list]:
     return raws, txs
 
 
+def _result(transfers: int, block: int, blocks: int, cpu: float, wall: float) -> dict:
+    return {
+        "transfers": transfers,
+        "block": block,
+        "blocks": blocks,
+        "cpu_ms_per_transfer": round(cpu / transfers * 1000, 3),
+        "transfers_per_s": round(transfers / wall, 1),
+    }
+
+
 def run(transfers: int, block: int) -> dict:
     raws, txs = _signed(transfers)
     data_dir = tempfile.mkdtemp(prefix="carpay-engine-bench-")
@@ -85,13 +98,39 @@ def run(transfers: int, block: int) -> dict:
     finally:
         node.close()
         shutil.rmtree(data_dir, ignore_errors=True)
-    return {
-        "transfers": transfers,
-        "block": block,
-        "blocks": blocks,
-        "cpu_ms_per_transfer": round(cpu / transfers * 1000, 3),
-        "transfers_per_s": round(transfers / wall, 1),
-    }
+    return _result(transfers, block, blocks, cpu, wall)
+
+
+def run_py_evm(raws: list[bytes], block: int) -> dict:
+    """The peer: py-evm's own MiningChain (PragueVM, coincurve, state in memory) mining the
+    same signed transfers with ``mine_all``, ``block`` at a time, as the issue measured it.
+    Its senders are recovered by py-evm as it validates and executes them."""
+    from eth.chains.base import MiningChain
+    from eth.db.atomic import AtomicDB
+    from eth.vm.forks import PragueVM
+
+    sender = bytes.fromhex(dev_accounts(count=1)[0].address[2:])
+    chain = MiningChain.configure(vm_configuration=((0, PragueVM),), chain_id=1337).from_genesis(
+        AtomicDB(),
+        {
+            "difficulty": 0,
+            "gas_limit": 30_000_000,
+            "timestamp": int(time.time()),
+            "base_fee_per_gas": 10**9,
+        },
+        {sender: {"balance": 10**24, "nonce": 0, "code": b"", "storage": {}}},
+    )
+    builder = PragueVM.get_transaction_builder()
+    txs = [builder.decode(raw) for raw in raws]
+    chain.mine_all(txs[:1])
+    cpu, wall = time.process_time(), time.perf_counter()
+    blocks = 0
+    for start in range(1, len(txs), block):
+        chain.mine_all(txs[start : start + block])
+        blocks += 1
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    assert chain.get_vm().state.get_nonce(sender) == len(raws), "a transfer was not mined"
+    return _result(len(raws) - 1, block, blocks, cpu, wall)
 
 
 def main() -> None:
@@ -99,14 +138,19 @@ def main() -> None:
     parser.add_argument("--transfers", type=int, default=10_000)
     parser.add_argument("--block", type=int, default=200, help="transfers per block")
     args = parser.parse_args()
-    result = run(args.transfers, args.block)
+    engine = run(args.transfers, args.block)
+    raws, _txs = _signed(args.transfers)
+    peer = run_py_evm(raws, args.block)
+    ratio = round(peer["cpu_ms_per_transfer"] / engine["cpu_ms_per_transfer"], 2)
     print(f"\nERC-20 transfers pooled and mined in one process, blocks of {args.block}")
-    print(f"{'transfers':>10}{'blocks':>8}{'CPU ms/transfer':>17}{'transfers/s':>13}")
-    print(
-        f"{result['transfers']:>10}{result['blocks']:>8}"
-        f"{result['cpu_ms_per_transfer']:>17}{result['transfers_per_s']:>13}"
-    )
-    write_results("engine_throughput", results=result)
+    print(f"{'':10}{'transfers':>10}{'blocks':>8}{'CPU ms/transfer':>17}{'transfers/s':>13}")
+    for name, result in (("engine", engine), ("py-evm", peer)):
+        print(
+            f"{name:10}{result['transfers']:>10}{result['blocks']:>8}"
+            f"{result['cpu_ms_per_transfer']:>17}{result['transfers_per_s']:>13}"
+        )
+    print(f"engine / py-evm speed (CPU a transfer): {ratio}")
+    write_results("engine_throughput", results={"engine": engine, "py_evm": peer, "ratio": ratio})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 One client submits pre-signed transfers with a fixed number in flight, and follows new blocks
 to time each transfer from submission to its receipt. Prints transfers/s and p50/p99
-submit-to-receipt latency for both nodes and their ratio; writes bench/results/node_throughput.json.
+submit-to-receipt latency for both nodes and their ratio, then what py-evm alone mines this
+minute (bench/engine_throughput.py's peer: the machine's speed, to compare runs of different
+hours with the issue's figures); writes bench/results/node_throughput.json.
 
     .venv/bin/python bench/node_throughput.py [--transfers 20000] [--in-flight 256]
 """
@@ -186,6 +188,9 @@ def main() -> None:
     parser.add_argument(
         "--in-flight", type=int, default=256, help="most transfers submitted and not yet mined"
     )
+    parser.add_argument(
+        "--calibration", type=int, default=2_000, help="transfers py-evm alone mines after"
+    )
     args = parser.parse_args()
 
     results = {}
@@ -198,6 +203,11 @@ def main() -> None:
     with Anvil() as anvil:
         results["anvil"] = asyncio.run(run_node(anvil.url, args.transfers, args.in_flight))
     ratio = results["embedded"]["transfers_per_s"] / results["anvil"]["transfers_per_s"]
+    # How fast the machine is this minute: py-evm alone, as the issue's planning figure was
+    # measured (about 590 transfers/s in blocks of 100 when the issue was written).
+    from engine_throughput import _signed, run_py_evm
+
+    py_evm = run_py_evm(_signed(args.calibration)[0], 100)
 
     print(f"\nERC-20 transfers over JSON-RPC, one client, at most {args.in_flight} unmined")
     print(
@@ -212,12 +222,17 @@ def main() -> None:
         )
     print(f"embedded / anvil throughput ratio: {ratio:.2f}")
     print(f"embedded node startup: {results['embedded']['startup_s']} s")
+    print(
+        f"py-evm alone, blocks of 100, this minute: {py_evm['transfers_per_s']} transfers/s "
+        "(the issue's planning figure: about 590)"
+    )
 
     write_results(
         "node_throughput",
         in_flight=args.in_flight,
         results=results,
         ratio_embedded_to_anvil=round(ratio, 2),
+        py_evm_alone=py_evm,
     )
 
 
