@@ -3,10 +3,11 @@
 Each payment is a merchant-signed invoice and a payer's EIP-3009 authorization, posted to
 ``POST /v1/payments``; it is done when it is mined, indexed (a ``ledger_payments`` row) and its
 ``payment.succeeded`` webhook is queued. The node runs in its own process (``carpay node``),
-the API (uvicorn) in this one, and the indexer, relayer, webhook dispatcher and keeper in a
-third (``carpay.background``), as ``carpay up`` runs them. Prints payments/s and p50/p99
-request-to-done latency, then the indexer's events/s rebuilding the same history
-(``reindex``); writes bench/results/api_payments.json.
+the API (uvicorn) in another, and the indexer, relayer, webhook dispatcher and keeper in a
+third (``carpay.background``), as ``carpay up`` runs them; the client posting the payments (an
+aiohttp session), the watcher and the merchant's webhook receiver run in this one. Prints
+payments/s and p50/p99 request-to-done latency, then the indexer's events/s rebuilding the same
+history (``reindex``); writes bench/results/api_payments.json.
 
     .venv/bin/python bench/api_payments.py [--payments 1000] [--concurrency 32] [--rate R]
         [--database sqlite|postgresql]
@@ -27,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 import sqlalchemy as sa
 import uvicorn
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from carpay.accounts.api_keys import ApiKeys  # noqa: E402
 from carpay.api import create_app  # noqa: E402
-from carpay.background import Background, Plan  # noqa: E402
+from carpay.background import Background, Plan, _Child, _child_setup, _until_stopped  # noqa: E402
 from carpay.chain import Chain  # noqa: E402
 from carpay.chain.node import dev_accounts  # noqa: E402
 from carpay.ledger import Database, Indexer  # noqa: E402
@@ -57,6 +58,39 @@ RESULTS = ROOT / "bench" / "results" / "api_payments.json"
 #: Payments made before the measured ones, to warm the platform up.
 WARMUP = 20
 OWNER = "bench-merchant"
+
+
+class ApiProcess(_Child):
+    """The API (uvicorn) alone in a process of its own, as ``carpay up``'s main process serves
+    it: not sharing an interpreter lock with the benchmark's client, its watcher and the
+    merchant's webhook receiver, which run in this one."""
+
+    name = "carpay-api"
+
+    def __init__(self, settings: Settings, rpc_url: str, relayer: str, port: int) -> None:
+        super().__init__(_serve_api, settings, rpc_url, relayer, port)
+        if not self._reports.poll(60) or self._reports.recv() != "ready":
+            self.stop()
+            raise SystemExit("the API did not start")
+
+
+def _serve_api(settings: Settings, rpc_url: str, relayer: str, port: int, stop, reports) -> None:
+    _child_setup()
+    db = Database(settings.database_url)
+    chain = Chain(rpc_url, state_dir=settings.data_dir)
+    app = create_app(db, chain, settings, relayer_address=relayer)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.01)
+    reports.send("ready" if server.started else "failed")
+    _until_stopped(stop)
+    server.should_exit = True
+    thread.join(10)
+    db.dispose()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -116,20 +150,23 @@ async def _post_all(
     headers = {"Authorization": f"Bearer {key}"}
     began = time.perf_counter()
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: aiohttp.ClientSession) -> None:
         while not queue.empty():
             i, body = queue.get_nowait()
             if rate:
                 await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
             invoice_id = body["invoice"]["invoice_id"]
             started[invoice_id] = time.perf_counter()
-            response = await client.post(
+            async with client.post(
                 f"{url}/v1/payments", json=body, headers={**headers, "Idempotency-Key": invoice_id}
-            )
-            if response.status_code != 201:
-                raise SystemExit(f"payment refused: {response.status_code} {response.text}")
+            ) as response:
+                if response.status != 201:
+                    raise SystemExit(f"payment refused: {response.status} {await response.text()}")
 
-    async with httpx.AsyncClient(timeout=60) as client:
+    # aiohttp: a lighter client than httpx, whose CPU the API's processes share the machine with.
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return started
 
@@ -241,16 +278,8 @@ def _run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
         settings = Settings(
             data_dir=tmp, database_url=database_url, rate_limit=1e6, rate_burst=10**6
         )
-        app = create_app(db, chain, settings, relayer_address=relayer.address)
         api_port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=api_port, log_level="warning", lifespan="off"
-            )
-        )
-        threading.Thread(target=server.run, daemon=True).start()
-        while not server.started:
-            time.sleep(0.01)
+        api_process = ApiProcess(settings, url, relayer.address, api_port)
         # The indexer, relayer, dispatcher and keeper in a process of their own, as
         # `carpay up` runs them.
         plan = Plan(
@@ -282,7 +311,7 @@ def _run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
         done = {i: at for i, at in done.items() if i in started}
         finished = max(done.values()) if done else time.perf_counter()
         background.stop()
-        server.should_exit = True
+        api_process.stop()
 
         latencies = [(done[i] - started[i]) * 1000 for i in done]
         with db.begin() as session:

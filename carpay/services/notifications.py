@@ -81,7 +81,7 @@ class ChainNotifier:
             owner = owners[merchant]
             if owner is None:
                 continue  # a merchant no API owner speaks for
-            self.webhooks.publish(
+            self.webhooks.record(
                 session,
                 event_id=event_id(chain_id, event["tx_hash"], event["log_index"]),
                 type=kind,

@@ -683,7 +683,7 @@ class Relayer:
             return
         session = sa.inspect(intent).session
         outcome = "succeeded" if intent.state == "confirmed" else "failed"
-        self.webhooks.publish(
+        self.webhooks.record(
             session,
             event_id=f"evt_{intent.kind}_{intent.id}_{outcome}",
             type=f"{intent.kind}.{outcome}",

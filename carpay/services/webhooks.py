@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from carpay.errors import NotFound, ValidationFailed, WebhookSignatureInvalid
@@ -245,27 +245,51 @@ class Webhooks:
         self, session: Session, *, event_id: str, type: str, owner: str, data: dict[str, Any]
     ) -> WebhookEvent:
         """Record an event and its deliveries; an ``event_id`` already published is kept."""
-        existing = self._event(session, event_id)
-        if existing is not None:
-            return existing
-        event = WebhookEvent(
-            id=event_id,
-            type=type,
-            owner=owner,
-            data=data,
-            created_at=self._clock(),
-            deliveries=[],  # a new event has none: _schedule need not load them
+        self.record(session, event_id=event_id, type=type, owner=owner, data=data)
+        found = self._event(session, event_id)
+        assert found is not None
+        return found
+
+    def record(
+        self, session: Session, *, event_id: str, type: str, owner: str, data: dict[str, Any]
+    ) -> int | None:
+        """:meth:`publish` without loading the event: its ``seq``, or None if ``event_id`` was
+        published already (then nothing changes). In plain SQL statements on the session's
+        connection: the relayer and the indexer publish in transactions that hold SQLite's
+        write lock, and the ORM's flushes took most of that time."""
+        connection = session.connection()
+        now = self._clock()
+        insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+        # Published concurrently by someone else: theirs stands (PostgreSQL waits for it).
+        seq = connection.execute(
+            insert(WebhookEvent)
+            .values(id=event_id, type=type, owner=owner, data=data, created_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(WebhookEvent.seq)
+        ).scalar()
+        if seq is None:
+            return None
+        subscriptions = connection.execute(
+            sa.select(WebhookSubscription.id, WebhookSubscription.events).where(
+                WebhookSubscription.owner == owner, WebhookSubscription.active.is_(True)
+            )
         )
-        try:
-            with session.begin_nested():
-                session.add(event)
-                session.flush()
-        except IntegrityError:  # published concurrently by someone else: theirs stands
-            found = self._event(session, event_id)
-            assert found is not None
-            return found
-        self._schedule(session, event)
-        return event
+        deliveries = [
+            {
+                "event_seq": seq,
+                "subscription_id": subscription,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "first_attempt_at": now,
+                "created_at": now,
+            }
+            for subscription, events in subscriptions
+            if "*" in events or type in events
+        ]
+        if deliveries:
+            connection.execute(sa.insert(WebhookDelivery), deliveries)
+        return seq
 
     def _event(self, session: Session, event_id: str) -> WebhookEvent | None:
         return session.scalars(

@@ -89,3 +89,51 @@ def test_a_read_does_not_wait_for_a_writer(database: Database):
             assert [k.prefix for k in s.scalars(sa.select(ApiKey))] == ["a"]
     with database.read() as s:
         assert sorted(k.prefix for k in s.scalars(sa.select(ApiKey))) == ["a", "b"]
+
+
+def test_sqlite_writers_queue_for_each_other_and_readers_do_not(tmp_path):
+    """On SQLite a write transaction holds a thread lock and an ``flock`` of a file beside the
+    database while it runs: writers of this process wait on the one, those of other processes
+    on the other, and are woken when it ends (SQLite's own busy wait sleeps up to 100 ms at a
+    time). Reads take neither."""
+    import fcntl
+    import os
+    import threading
+
+    path = tmp_path / "x.sqlite3"
+    db = Database(f"sqlite:///{path}")
+
+    def flocked() -> bool:
+        # Another open file description, as another process has: it conflicts with the lock.
+        fd = os.open(f"{path}-writers", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    entered = threading.Event()
+
+    def second_writer() -> None:
+        with db.begin() as s:
+            s.execute(sa.text("INSERT INTO t VALUES (2)"))
+            entered.set()
+
+    with db.begin() as s:
+        s.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    assert not flocked()
+    with db.begin() as s:
+        s.execute(sa.text("INSERT INTO t VALUES (1)"))
+        assert flocked()
+        other = threading.Thread(target=second_writer)
+        other.start()
+        assert not entered.wait(0.3)  # it waits for this transaction to end
+        with db.read() as r:  # a read does not
+            assert r.execute(sa.text("SELECT count(*) FROM t")).scalar() == 0
+    other.join(10)
+    assert entered.is_set() and not flocked()
+    with db.read() as r:
+        assert sorted(r.execute(sa.text("SELECT x FROM t")).scalars()) == [1, 2]
+    db.dispose()

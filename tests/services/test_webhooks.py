@@ -237,3 +237,35 @@ def test_replay_delivers_again(database, hooks, dispatcher):
         assert dispatcher.run_once() == 1
     assert [r.body for r in receiver.received][0] == receiver.received[1].body
     assert len(receiver.received) == 2
+
+
+def test_an_event_published_by_two_transactions_at_once_is_recorded_once(database, hooks):
+    """The second transaction waits for the first (SQLite's writers queue; PostgreSQL waits
+    on the unique event id), then finds the event published and changes nothing."""
+    import threading
+
+    with database.begin() as s:
+        hooks.subscribe(s, owner="m1", url="https://x.test/h", events=["*"])
+    second: list = []
+    started = threading.Event()
+
+    def publish_again() -> None:
+        started.set()
+        with database.begin() as s:
+            second.append(
+                hooks.record(s, event_id="evt_1", type="fine.issued", owner="m1", data={"b": 2})
+            )
+
+    with database.begin() as s:
+        first = hooks.record(s, event_id="evt_1", type="fine.issued", owner="m1", data={"a": 1})
+        other = threading.Thread(target=publish_again)
+        other.start()
+        started.wait(5)
+        other.join(0.3)
+        assert other.is_alive()  # waiting for this transaction
+    other.join(10)
+    assert isinstance(first, int) and second == [None]
+    with database.read() as s:
+        [event] = s.scalars(sa.select(WebhookEvent)).all()
+        assert (event.seq, event.data) == (first, {"a": 1})
+        assert s.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery)) == 1
