@@ -88,19 +88,23 @@ class IdempotencyKeys:
             try:
                 with self.db.begin() as session:
                     now = self._clock()
-                    row = IdempotencyKey(
-                        scope=scope,
-                        key=key,
-                        fingerprint=fingerprint,
-                        method=method,
-                        path=path,
-                        lock_token=token,
-                        locked_at=now,
-                        created_at=now,
+                    # In plain SQL on the session's connection: it holds the write lock.
+                    claimed = session.connection().execute(
+                        sa.insert(IdempotencyKey)
+                        .values(
+                            scope=scope,
+                            key=key,
+                            fingerprint=fingerprint,
+                            method=method,
+                            path=path,
+                            state="started",
+                            lock_token=token,
+                            locked_at=now,
+                            created_at=now,
+                        )
+                        .returning(IdempotencyKey.id)
                     )
-                    session.add(row)
-                    session.flush()
-                    return Claim(row.id, token)
+                    return Claim(claimed.scalar_one(), token)
             except IntegrityError:
                 pass
             with self.db.begin() as session:
@@ -145,7 +149,7 @@ class IdempotencyKeys:
         Raises :class:`IdempotencyKeyInUse` if the claim was taken over meanwhile: the
         caller's transaction must then roll back, so the effects happen only once.
         """
-        result = session.execute(
+        result = session.connection().execute(  # plain SQL: no ORM objects to synchronize
             sa.update(IdempotencyKey)
             .where(
                 IdempotencyKey.id == claim.id,
@@ -159,7 +163,6 @@ class IdempotencyKeys:
                 completed_at=self._clock(),
                 lock_token=None,
             )
-            .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
             raise IdempotencyKeyInUse("the request took too long and was taken over")

@@ -437,16 +437,26 @@ class WebhookDispatcher:
     def _record(self, delivery_id: int, status: int | None, error: str | None) -> None:
         now = self._clock()
         with self.db.begin() as session:
+            if error is None:  # the usual outcome, in one statement: it holds the write lock
+                deliveries = WebhookDelivery.__table__.c
+                session.connection().execute(
+                    sa.update(WebhookDelivery.__table__)
+                    .where(deliveries.id == delivery_id, deliveries.state == "pending")
+                    .values(
+                        attempts=deliveries.attempts + 1,
+                        last_status=status,
+                        last_error=None,
+                        state="succeeded",
+                        delivered_at=now,
+                    )
+                )
+                return
             delivery = session.get(WebhookDelivery, delivery_id)
             if delivery is None or delivery.state != "pending":
                 return
             delivery.attempts += 1
             delivery.last_status = status
             delivery.last_error = error
-            if error is None:
-                delivery.state = "succeeded"
-                delivery.delivered_at = now
-                return
             next_at = now + self.backoff(delivery.attempts)
             if next_at - delivery.first_attempt_at > self.max_age:
                 delivery.state = "failed"
