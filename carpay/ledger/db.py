@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +23,8 @@ from carpay.errors import ConfigError
 from carpay.settings import Settings
 
 __all__ = ["Database", "create_engine", "database_url"]
+
+log = logging.getLogger(__name__)
 
 #: How long a SQLite writer waits for another one before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -79,39 +84,76 @@ class _WriterLock:
 
     SQLite lets one writer in at a time, and one that finds the lock taken sleeps and looks
     again, longer each time (up to 100 ms): under load, the lock is often free while its
-    waiters sleep. Writers that queue on a thread lock and an ``flock`` of a file beside the
-    database are woken as it is released instead. SQLite's own lock still decides: a writer
-    that does not queue here (another program, a migration) is only waited for as before.
+    waiters sleep. Here a write transaction holds a thread lock, then an ``flock`` of a file
+    beside the database (``<database>-writers``): this process's writers are woken as the
+    thread lock is released, and one writer of each process looks for the file lock every
+    2 ms at most. SQLite's own lock still decides: a writer that does not queue here (another
+    program, a migration) is waited for as before. Like SQLite's busy timeout, a writer that
+    waits more than ``SQLITE_BUSY_TIMEOUT_MS`` gets "database is locked". Where the file cannot
+    be opened (a directory this user may not write), only the thread lock is used.
     """
 
     def __init__(self, database: str | None) -> None:
         self._thread = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
-        if database and database != ":memory:":
-            self._fd = os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT, 0o600)
+        self._database = database
+        self._path = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            self._path = f"{database}-writers"
 
     def __enter__(self) -> None:
-        self._thread.acquire()
-        if self._depth == 0 and self._fd is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
-            except BaseException:
-                self._thread.release()
-                raise
+        timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
+        if not self._thread.acquire(timeout=timeout):
+            raise _database_locked()
+        try:
+            if self._depth == 0 and self._path is not None:
+                self._fd = self._flock(time.monotonic() + timeout)
+        except BaseException:
+            self._thread.release()
+            raise
         self._depth += 1
 
     def __exit__(self, *_exc: object) -> None:
         self._depth -= 1
         if self._depth == 0 and self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)  # which releases the flock
+            self._fd = None
         self._thread.release()
 
-    def close(self) -> None:
-        with self._thread:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+    def _flock(self, deadline: float) -> int | None:
+        # Opened for each transaction (a few microseconds): nothing stays open to close.
+        try:
+            mode = os.stat(self._database).st_mode & 0o666  # as SQLite makes its -wal file
+        except OSError:
+            mode = 0o644
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, mode)
+        except OSError as exc:
+            log.warning("SQLite writers queue on SQLite's lock only: %s", exc.strerror)
+            self._path = None
+            return None
+        delay = 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise _database_locked() from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.002)
+            except BaseException:
+                os.close(fd)
+                raise
+
+
+def _database_locked() -> sa.exc.OperationalError:
+    """What SQLite raises when its busy timeout runs out."""
+    return sa.exc.OperationalError(
+        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+    )
 
 
 def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
@@ -170,5 +212,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if isinstance(self._writer, _WriterLock):
-            self._writer.close()

@@ -89,8 +89,9 @@ class PolicyKeeper:
         clock = now or (lambda: chain.w3.eth.get_block("latest")["timestamp"])
         while not stop.is_set():
             try:
+                at = clock()  # asked before the transaction: the node's answer may take a while
                 with db.begin() as session:
-                    self.run_once(session, clock())
+                    self.run_once(session, at)
             except Exception:
                 log.exception("keeper: the pass failed; retrying")
             stop.wait(interval)

@@ -48,6 +48,8 @@ __all__ = [
     "verify_signature",
 ]
 
+_WEBHOOK_MODELS = (WebhookSubscription, WebhookEvent, WebhookDelivery)
+
 log = logging.getLogger(__name__)
 
 #: The event types merchants may subscribe to (``*`` subscribes to all).
@@ -257,6 +259,11 @@ class Webhooks:
         published already (then nothing changes). In plain SQL statements on the session's
         connection: the relayer and the indexer publish in transactions that hold SQLite's
         write lock, and the ORM's flushes took most of that time."""
+        if any(
+            isinstance(thing, _WEBHOOK_MODELS)
+            for thing in (*session.new, *session.dirty, *session.deleted)
+        ):
+            session.flush()  # a subscription changed in this transaction counts as changed
         connection = session.connection()
         now = self._clock()
         insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert

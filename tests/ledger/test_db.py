@@ -137,3 +137,44 @@ def test_sqlite_writers_queue_for_each_other_and_readers_do_not(tmp_path):
     with db.read() as r:
         assert sorted(r.execute(sa.text("SELECT x FROM t")).scalars()) == [1, 2]
     db.dispose()
+
+
+def test_a_sqlite_writer_that_waits_too_long_gets_database_is_locked(tmp_path, monkeypatch):
+    """As with SQLite's busy timeout: here another process holds the writers' file lock."""
+    import fcntl
+    import os
+
+    import carpay.ledger.db as db_module
+
+    path = tmp_path / "x.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    with db.begin() as s:
+        s.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    other = os.open(f"{path}-writers", os.O_RDWR)  # another open file: another process's lock
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="database is locked"), db.begin() as s:
+            s.execute(sa.text("INSERT INTO t VALUES (1)"))
+    finally:
+        os.close(other)
+    with db.begin() as s:  # free again: the next writer goes in
+        s.execute(sa.text("INSERT INTO t VALUES (2)"))
+    with db.read() as r:
+        assert list(r.execute(sa.text("SELECT x FROM t")).scalars()) == [2]
+    db.dispose()
+
+
+def test_sqlite_writers_go_on_when_their_queue_file_cannot_be_opened(tmp_path, caplog):
+    """A data directory this user may not write to, say: SQLite's own lock decides alone."""
+    path = tmp_path / "x.sqlite3"
+    (tmp_path / "x.sqlite3-writers").mkdir()  # not a file: refused even to root
+    db = Database(f"sqlite:///{path}")
+    with db.begin() as s:
+        s.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    with db.begin() as s:
+        s.execute(sa.text("INSERT INTO t VALUES (1)"))
+    assert "queue on SQLite's lock only" in caplog.text
+    with db.read() as r:
+        assert r.execute(sa.text("SELECT count(*) FROM t")).scalar() == 1
+    db.dispose()

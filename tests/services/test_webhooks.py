@@ -269,3 +269,13 @@ def test_an_event_published_by_two_transactions_at_once_is_recorded_once(databas
         [event] = s.scalars(sa.select(WebhookEvent)).all()
         assert (event.seq, event.data) == (first, {"a": 1})
         assert s.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery)) == 1
+
+
+def test_a_subscription_changed_earlier_in_the_transaction_counts_as_changed(database, hooks):
+    with database.begin() as s:
+        on = hooks.subscribe(s, owner="m1", url="https://x.test/1", events=["*"])
+        off = hooks.subscribe(s, owner="m1", url="https://x.test/2", events=["*"])
+    with database.begin() as s:
+        hooks.subscription(s, off.subscription.id, owner="m1").active = False  # not flushed
+        event = hooks.publish(s, event_id="evt_1", type="fine.issued", owner="m1", data={})
+        assert [d.subscription_id for d in event.deliveries] == [on.subscription.id]
