@@ -326,6 +326,11 @@ def _run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
         node.terminate()
         node.wait(30)
 
+    # How fast the machine is this minute, to compare runs of different hours.
+    sys.path.insert(0, str(ROOT / "bench"))
+    from engine_throughput import _signed, run_py_evm
+
+    machine = run_py_evm(_signed(2_000)[0], 100)
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{host.machine()}, {host.python_implementation()} {host.python_version()}",
@@ -342,6 +347,7 @@ def _run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
         "indexer_events": events,
         "indexer_events_per_s": events / reindex_s,
         "targets": {"payments_per_s": 300, "p99_ms": 250, "indexer_events_per_s": 5000},
+        "py_evm_alone_per_s": machine["transfers_per_s"],
     }
     print()
     print(f"{'payments':>10s} {'accepted/s':>11s} {'done/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s}")
@@ -351,6 +357,10 @@ def _run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
     )
     print(f"indexer: {events} events rebuilt at {result['indexer_events_per_s']:.0f} events/s")
     print("targets: 300 payments/s, p99 under 250 ms, indexer over 5,000 events/s")
+    print(
+        f"the machine this minute: py-evm alone mines {machine['transfers_per_s']} ERC-20 "
+        "transfers/s in blocks of 100 (bench/node_throughput.py's calibration)"
+    )
     path = RESULTS if not args.rate else RESULTS.with_name(f"api_payments_at_{args.rate:g}.json")
     if args.database != "sqlite":
         path = path.with_name(f"{path.stem}_{args.database}.json")
