@@ -158,8 +158,9 @@ def test_a_block_is_the_one_py_evm_mines_from_the_same_transactions(tmp_path):
     """The engine builds blocks its own way (its receipts, its tries, its opcode loop, its
     header); py-evm's own mining chain, from the same genesis, mines the same transactions
     (a deployment, transfers with logs, one that reverts, one that clears a slot for a
-    refund, one paying EIP-7623's call-data floor, legacy, access-list and fee-market ones)
-    into the same block, receipts included."""
+    refund, one paying EIP-7623's call-data floor, legacy, access-list and fee-market ones, an
+    EIP-7702 delegation and a call of the delegated code, calls logging three times, with no
+    topic and no data among them) into the same block, receipts included."""
     from eth.chains.base import MiningChain
     from eth.db.atomic import AtomicDB
     from eth.vm.forks import PragueVM
@@ -195,8 +196,19 @@ def test_a_block_is_the_one_py_evm_mines_from_the_same_transactions(tmp_path):
             ["address", "uint256"], [to, amount]
         )
 
+    # A contract whose every call logs three times: no topic and no data, two topics and a
+    # word, one topic and a word.
+    runtime = bytes.fromhex("60006000a0602a60005260bb60aa60206000a2600160206000a100")
+    logger_init = bytes([0x60, len(runtime), 0x60, 12, 0x60, 0, 0x39, 0x60, len(runtime)])
+    logger_init += bytes([0x60, 0, 0xF3]) + runtime
+    logger = to_checksum_address(generate_contract_address(bytes.fromhex(bob.address[2:]), 0))
+    # EIP-7702: alice's account runs the logger's code once her authorization is mined (its
+    # nonce is hers then: four of her transactions come before it).
+    delegation = alice.sign_authorization({"chainId": 1337, "address": logger, "nonce": 4})
     plan = [
         (alice, {"data": token.bytecode, "gas": 3_000_000, **market}),
+        (bob, {"data": logger_init, **market}),
+        (alice, {"to": logger, **market}),
         (alice, {"to": address, "data": call("transfer", bob.address, 500), **market}),
         (bob, {"to": address, "data": call("transfer", alice.address, 10**30), **market}),
         (bob, {"to": address, "data": call("transfer", alice.address, 500), **market}),
@@ -214,6 +226,8 @@ def test_a_block_is_the_one_py_evm_mines_from_the_same_transactions(tmp_path):
                 "type": 1,
             },
         ),
+        (bob, {"to": alice.address, "authorizationList": [delegation], **market, "type": 4}),
+        (bob, {"to": alice.address, **market}),  # runs alice's delegated code: three logs
     ]
     nonces = {alice.address: 0, bob.address: 0}
     txs = []
@@ -232,8 +246,16 @@ def test_a_block_is_the_one_py_evm_mines_from_the_same_transactions(tmp_path):
     assert ours.included == txs and not ours.dropped
     assert engine.head == block.imported_block.header
     statuses = [r["status"] for r in ours.receipts]
-    assert statuses == ["0x1", "0x1", "0x0", "0x1", "0x1", "0x1", "0x1"]
-    assert int(ours.receipts[5]["gasUsed"], 16) == 21_000 + 10 * 4 * 3_000  # the floor
+    assert statuses == ["0x1"] * 4 + ["0x0"] + ["0x1"] * 6
+    assert int(ours.receipts[7]["gasUsed"], 16) == 21_000 + 10 * 4 * 3_000  # the floor
+    assert [len(ours.receipts[i]["logs"]) for i in (2, 10)] == [3, 3]
+    assert [log["topics"] for log in ours.receipts[10]["logs"]] == [
+        [],
+        ["0x" + "aa".rjust(64, "0"), "0x" + "bb".rjust(64, "0")],
+        ["0x" + "1".rjust(64, "0")],
+    ]
+    delegated = engine.code_at(bytes.fromhex(alice.address[2:]))
+    assert delegated == b"\xef\x01\x00" + bytes.fromhex(logger[2:])
     assert [r["logsBloom"] for r in ours.receipts] == [
         "0x" + r.bloom.to_bytes(256, "big").hex() for r in receipts
     ]
