@@ -8,6 +8,7 @@ An intent's ``state`` goes ``pending`` -> ``sent`` -> ``confirmed`` or ``failed`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -37,18 +38,36 @@ _APPROVE = function_signature_to_4byte_selector("approve(address,uint256)")
 
 def checksum(address: str, field: str) -> str:
     """``address`` in EIP-55 form, or :class:`ValidationFailed` naming ``field``."""
-    if not isinstance(address, str) or not is_address(address):
+    if not isinstance(address, str):
+        raise _not_an_address(field)
+    form = _eip55(address)
+    if form is None:
+        raise _not_an_address(field)
+    if not form:
         raise ValidationFailed(
-            f"{field} is not an address", errors=[{"loc": [field], "msg": "not an address"}]
+            f"{field} fails its EIP-55 checksum", errors=[{"loc": [field], "msg": "bad checksum"}]
         )
+    return form
+
+
+def _not_an_address(field: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"{field} is not an address", errors=[{"loc": [field], "msg": "not an address"}]
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _eip55(address: str) -> str | None:
+    """``address``'s EIP-55 form; None if it is not an address, "" if it fails its checksum.
+    Kept for the addresses that recur (merchants, tokens, payers): eth-utils hashes each time."""
+    if not is_address(address):
+        return None
     # Mixed case is an EIP-55 checksum, there to catch a mistyped address: check it (newer
     # eth-utils' is_address no longer does).
     hex_part = address[2:] if address[:2].lower() == "0x" else address
     mixed = hex_part not in (hex_part.lower(), hex_part.upper())
     if mixed and not is_checksum_address(address):
-        raise ValidationFailed(
-            f"{field} fails its EIP-55 checksum", errors=[{"loc": [field], "msg": "bad checksum"}]
-        )
+        return ""
     return to_checksum_address(address)
 
 

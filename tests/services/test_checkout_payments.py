@@ -338,3 +338,30 @@ def test_bad_payments_are_refused_and_nothing_is_written(
     with pytest.raises(error, match=message):
         _refusal(world, people, database, change)
     assert _intents(database) == 0
+
+
+def test_an_invoices_signer_is_the_one_its_whole_typed_data_names(people):
+    """The check recovers the merchant from EIP-712's digest with checkout's domain separator
+    made once: the same signer as encoding the whole typed data, for an invoice signed for
+    this checkout, for another chain and for another invoice."""
+    from types import SimpleNamespace
+
+    merchant = people[2]
+    view = SimpleNamespace(chain_id=1337, checkout="0x" + "ab" * 20)
+    invoice = Invoice(merchant.address, 250, "0x" + "cd" * 20, "0x" + "07" * 32, 2**40)
+    other_chain = SimpleNamespace(chain_id=1, checkout=view.checkout)
+    other_invoice = Invoice(merchant.address, 251, "0x" + "cd" * 20, "0x" + "07" * 32, 2**40)
+    for signed_view, signed_invoice in (
+        (view, invoice),
+        (other_chain, invoice),
+        (view, other_invoice),
+    ):
+        domain, types, message = signed_invoice.typed_data(signed_view)
+        signature = bytes(merchant.sign_typed_data(domain, types, message).signature)
+        expected = checkout_module._signer(*invoice.typed_data(view), signature)
+        got = checkout_module._invoice_signer(invoice, invoice.struct_hash(), view, signature)
+        assert got == expected
+        assert (got == merchant.address) == (signed_view is view and signed_invoice is invoice)
+    assert (
+        checkout_module._invoice_signer(invoice, invoice.struct_hash(), view, b"\x01" * 3) is None
+    )
