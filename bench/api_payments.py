@@ -328,9 +328,9 @@ def _run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
 
     # How fast the machine is this minute, to compare runs of different hours.
     sys.path.insert(0, str(ROOT / "bench"))
-    from engine_throughput import _signed, run_py_evm
+    from engine_throughput import calibrate
 
-    machine = run_py_evm(_signed(2_000)[0], 100)
+    machine = calibrate()
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{host.machine()}, {host.python_implementation()} {host.python_version()}",

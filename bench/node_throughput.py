@@ -203,11 +203,9 @@ def main() -> None:
     with Anvil() as anvil:
         results["anvil"] = asyncio.run(run_node(anvil.url, args.transfers, args.in_flight))
     ratio = results["embedded"]["transfers_per_s"] / results["anvil"]["transfers_per_s"]
-    # How fast the machine is this minute: py-evm alone, as the issue's planning figure was
-    # measured (about 590 transfers/s in blocks of 100 when the issue was written).
-    from engine_throughput import _signed, run_py_evm
+    from engine_throughput import calibrate
 
-    py_evm = run_py_evm(_signed(args.calibration)[0], 100)
+    py_evm = calibrate(args.calibration)
 
     print(f"\nERC-20 transfers over JSON-RPC, one client, at most {args.in_flight} unmined")
     print(

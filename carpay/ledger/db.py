@@ -16,13 +16,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from carpay.errors import ConfigError
 from carpay.settings import Settings
 
-__all__ = ["Database", "create_engine", "database_url"]
+__all__ = ["Database", "create_engine", "database_url", "dialect_insert"]
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,11 @@ def _database_locked() -> sa.exc.OperationalError:
     return sa.exc.OperationalError(
         "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
     )
+
+
+def dialect_insert(dialect: str) -> Any:
+    """The ``insert`` of ``dialect`` (SQLite's or PostgreSQL's), which has ``on_conflict_*``."""
+    return (postgresql if dialect == "postgresql" else sqlite_dialect).insert
 
 
 def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from carpay.ledger.db import dialect_insert
 from carpay.ledger.tables import (
     INDEX_TABLES,
     LedgerBalance,
@@ -105,8 +105,7 @@ def _balances(
 def _upsert(session: Session, table: type, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
-    statement = insert(table)
+    statement = dialect_insert(session.bind.dialect.name)(table)
     columns = [c for c in rows[0] if c not in keys]
     statement = statement.on_conflict_do_update(
         index_elements=list(keys), set_={c: statement.excluded[c] for c in columns}

@@ -594,10 +594,10 @@ def _invoice_signer(
     """Who signed ``invoice`` (its ``struct_hash``): EIP-712's digest from checkout's domain
     separator, made once per domain, where encoding the whole typed data each time took
     most of a payment's check."""
-    domain, types, message = invoice.typed_data(view)
-    key = tuple(domain.values())
+    key = (view.chain_id, view.checkout)
     separator = _DOMAIN_SEPARATORS.get(key)
     if separator is None:
+        domain, types, message = invoice.typed_data(view)
         separator = encode_typed_data(
             domain_data=domain, message_types=types, message_data=message
         ).header
@@ -610,7 +610,8 @@ def _invoice_signer(
         return None
 
 
-#: EIP-712 domain separators by the domain's fields (few: one checkout per chain).
+#: Checkout's EIP-712 domain separators by chain id and checkout address (its name and
+#: version are fixed in ``Invoice.typed_data``).
 _DOMAIN_SEPARATORS: dict[tuple, bytes] = {}
 
 

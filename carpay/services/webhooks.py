@@ -29,11 +29,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from carpay.errors import NotFound, ValidationFailed, WebhookSignatureInvalid
-from carpay.ledger.db import Database
+from carpay.ledger.db import Database, dialect_insert
 from carpay.ledger.models import WebhookDelivery, WebhookEvent, WebhookSubscription, utcnow
 from carpay.ledger.pagination import Page, paginate
 
@@ -49,6 +48,12 @@ __all__ = [
 ]
 
 _WEBHOOK_MODELS = (WebhookSubscription, WebhookEvent, WebhookDelivery)
+
+
+def _wants(events: list[str], type: str) -> bool:
+    """Whether a subscription to ``events`` gets an event of ``type``."""
+    return "*" in events or type in events
+
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +271,7 @@ class Webhooks:
             session.flush()  # a subscription changed in this transaction counts as changed
         connection = session.connection()
         now = self._clock()
-        insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+        insert = dialect_insert(connection.dialect.name)
         # Published concurrently by someone else: theirs stands (PostgreSQL waits for it).
         seq = connection.execute(
             insert(WebhookEvent)
@@ -292,7 +297,7 @@ class Webhooks:
                 "created_at": now,
             }
             for subscription, events in subscriptions
-            if "*" in events or type in events
+            if _wants(events, type)
         ]
         if deliveries:
             connection.execute(sa.insert(WebhookDelivery), deliveries)
@@ -314,7 +319,7 @@ class Webhooks:
         existing = {d.subscription_id: d for d in event.deliveries}
         deliveries = []
         for sub in subs:
-            if "*" not in sub.events and event.type not in sub.events:
+            if not _wants(sub.events, event.type):
                 continue
             delivery = existing.get(sub.id)
             if delivery is None:
